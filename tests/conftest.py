@@ -1,0 +1,3 @@
+"""Shared fixtures: real servers (SeaweedFS S3, aiosmtpd) live in tests.support.servers."""
+
+pytest_plugins = ["tests.support.servers"]
