@@ -141,7 +141,8 @@ class Narration(Base):
     speech_provider: Mapped[str | None] = mapped_column(String(40))
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[int] = mapped_column(Integer, default=1)  # 1 + number of user retries
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # worker attempts within the current run
     # Monotonic per narration: every progress event carries the next value so clients can order and dedupe.
     event_sequence: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
