@@ -1,0 +1,190 @@
+"""Narration use cases: create, read, list, retry, delete. Plain async functions over a session."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.interfaces import Cache, ObjectStorage
+from db.models import Narration, NarrationStatus, Photo
+from services import outbox
+from services.errors import DomainError, ErrorCode
+from services.messages import NarrateJob
+from services.principal import Principal
+
+log = logging.getLogger(__name__)
+
+DETAILS = ("brief", "standard", "detailed")
+MODES = ("scene", "document", "alt_text")
+AUDIO_FORMATS = ("mp3", "opus", "wav")
+_LANGUAGE = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
+_VOICE = re.compile(r"^[\w.\-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class OptionsInput:
+    """What a client may choose for a narration; validated by `validate_options`."""
+
+    detail: str = "standard"
+    mode: str = "scene"
+    language: str = "en"
+    voice: str | None = None
+    speed: float = 1.0
+    audio_format: str = "mp3"
+
+
+def validate_options(options: OptionsInput | None) -> dict[str, Any]:
+    """Check options and return the dict stored on the narration row."""
+    o = options or OptionsInput()
+    if o.detail not in DETAILS:
+        raise DomainError(ErrorCode.VALIDATION, f"detail must be one of {', '.join(DETAILS)}", field="detail")
+    if o.mode not in MODES:
+        raise DomainError(ErrorCode.VALIDATION, f"mode must be one of {', '.join(MODES)}", field="mode")
+    if not _LANGUAGE.match(o.language):
+        raise DomainError(ErrorCode.VALIDATION, "language must be a BCP 47 tag such as en or pt-BR", field="language")
+    if o.voice is not None and not _VOICE.match(o.voice):
+        raise DomainError(ErrorCode.VALIDATION, "voice must be a short voice name", field="voice")
+    if not 0.25 <= o.speed <= 4.0:
+        raise DomainError(ErrorCode.VALIDATION, "speed must be between 0.25 and 4.0", field="speed")
+    if o.audio_format not in AUDIO_FORMATS:
+        raise DomainError(
+            ErrorCode.VALIDATION, f"audioFormat must be one of {', '.join(AUDIO_FORMATS)}", field="audioFormat"
+        )
+    return {
+        "detail": o.detail, "mode": o.mode, "language": o.language, "voice": o.voice,
+        "speed": float(o.speed), "audio_format": o.audio_format,
+    }
+
+
+async def create_narration(
+    session: AsyncSession, *, owner_id: uuid.UUID, photo_id: uuid.UUID, options: dict[str, Any]
+) -> Narration:
+    """Insert a QUEUED narration and its queue message in the caller's transaction."""
+    row = Narration(id=uuid.uuid4(), owner_id=owner_id, photo_id=photo_id, options=options,
+                    status=NarrationStatus.QUEUED, event_sequence=0, attempts=0, run=1, timings={})
+    session.add(row)
+    await session.flush()
+    outbox.enqueue_narrate(session, NarrateJob(narration_id=row.id, run=1))
+    return row
+
+
+async def get_narration(session: AsyncSession, *, principal: Principal, narration_id: uuid.UUID) -> Narration:
+    """A narration the caller may read; another user's narration is NOT_FOUND, never FORBIDDEN."""
+    row = await session.get(Narration, narration_id)
+    if row is None or not principal.can_access(row.owner_id):
+        raise DomainError(ErrorCode.NOT_FOUND, "narration not found")
+    return row
+
+
+async def get_photo(session: AsyncSession, *, photo_id: uuid.UUID | None) -> Photo | None:
+    return await session.get(Photo, photo_id) if photo_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Narration]
+    has_next: bool
+    end_cursor: str | None
+
+
+def encode_cursor(row: Narration) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DomainError(ErrorCode.VALIDATION, "after is not a valid cursor", field="after") from exc
+
+
+async def list_narrations(
+    session: AsyncSession, *, principal: Principal, first: int, after: str | None,
+    status: NarrationStatus | None, max_page_size: int,
+) -> Page:
+    """The caller's narrations, newest first, keyset-paginated on (created_at, id)."""
+    if not 1 <= first <= max_page_size:
+        raise DomainError(ErrorCode.VALIDATION, f"first must be between 1 and {max_page_size}", field="first")
+    query = select(Narration).where(Narration.owner_id == principal.user_id)
+    if status is not None:
+        query = query.where(Narration.status == status)
+    if after:
+        created, ident = _decode_cursor(after)
+        query = query.where(
+            or_(Narration.created_at < created, and_(Narration.created_at == created, Narration.id < ident))
+        )
+    query = query.order_by(Narration.created_at.desc(), Narration.id.desc()).limit(first + 1)
+    rows = list((await session.scalars(query)).all())
+    has_next = len(rows) > first
+    rows = rows[:first]
+    return Page(items=rows, has_next=has_next, end_cursor=encode_cursor(rows[-1]) if rows else None)
+
+
+async def retry_narration(session: AsyncSession, *, principal: Principal, narration_id: uuid.UUID) -> Narration:
+    """Queue a FAILED narration again as a new run."""
+    row = await get_narration(session, principal=principal, narration_id=narration_id)
+    if row.status != NarrationStatus.FAILED:
+        raise DomainError(ErrorCode.NOT_RETRYABLE, f"only FAILED narrations can be retried; this one is {row.status}")
+    if row.photo_id is None:
+        raise DomainError(ErrorCode.NOT_RETRYABLE, "the photo of this narration no longer exists")
+    row.status = NarrationStatus.QUEUED
+    row.error_code = None
+    row.error_message = None
+    row.finished_at = None
+    row.started_at = None
+    row.attempts = 0
+    row.event_sequence += 1
+    row.run += 1
+    await session.flush()
+    outbox.enqueue_narrate(session, NarrateJob(narration_id=row.id, run=row.run))
+    return row
+
+
+async def delete_narration(
+    session: AsyncSession, *, storage: ObjectStorage, cache: Cache | None, principal: Principal,
+    narration_id: uuid.UUID,
+) -> uuid.UUID:
+    """Delete the narration, its photo and every stored object. Objects go after the commit."""
+    row = await get_narration(session, principal=principal, narration_id=narration_id)
+    keys = [k for k in (row.audio_key,) if k]
+    keys += [f"{derived_prefix(row.id)}{fmt}" for fmt in AUDIO_FORMATS]
+    photo = await get_photo(session, photo_id=row.photo_id)
+    await session.execute(delete(Narration).where(Narration.id == row.id))
+    if photo is not None:
+        keys.append(photo.object_key)
+        await session.execute(delete(Photo).where(Photo.id == photo.id))
+    await session.commit()
+    if cache is not None:
+        await cache.delete(download_cache_key(narration_id))
+    try:
+        await storage.delete(*keys)
+    except Exception:
+        # The rows are gone; an orphaned object is harmless and the lifecycle rules expire it.
+        log.warning("could not delete objects of narration %s", narration_id, exc_info=True)
+    return narration_id
+
+
+def photo_key(owner_id: uuid.UUID, photo_id: uuid.UUID, ext: str) -> str:
+    return f"photos/{owner_id}/{photo_id}.{ext}"
+
+
+def audio_key(owner_id: uuid.UUID, narration_id: uuid.UUID, fmt: str) -> str:
+    return f"audio/{owner_id}/{narration_id}.{fmt}"
+
+
+def derived_prefix(narration_id: uuid.UUID) -> str:
+    """Where converted audio renditions live (one per format)."""
+    return f"audio/renditions/{narration_id}."
+
+
+def download_cache_key(narration_id: uuid.UUID) -> str:
+    return f"download:{narration_id}"
