@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"])
 
     signing_key_file: Path | None = None  # PEM private key(s); the first signs, all verify
+    token_issuer: str | None = None  # `iss` of our access tokens; defaults to PUBLIC_URL
+    token_audience: str = "talkative-api"
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)  # HMAC for download links, unsubscribe tokens
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
@@ -57,11 +59,14 @@ class Settings(BaseSettings):
     audio_retention_days: int = 0
 
     # Limits
-    login_rate_limit: str = "10/minute"
+    login_rate_limit: str = "10/minute"  # login attempts per account
+    login_address_rate_limit: str = "50/minute"  # login attempts per client address
     upload_rate_limit: str = "30/minute"
     download_rate_limit: str = "120/minute"
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 2000
+    graphql_max_cost: int = 20_000  # fields, multiplied by `first` on list fields
+    graphql_max_aliases: int = 30
     max_page_size: int = 100
 
     # Workers
@@ -70,11 +75,26 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = 2.0
 
     log_level: str = "INFO"
+    log_json: bool = True
+
+    # Server
+    auto_migrate: bool | None = None  # unset: on in embedded mode only
+    database_pool_size: int = 10
+    startup_timeout_seconds: float = 5.0
+    forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (uvicorn's option)
 
     @property
     def embedded(self) -> bool:
         """True when no outside server is configured at all."""
         return not any((self.database_url, self.storage_url, self.queue_url, self.pubsub_url, self.mail_url))
+
+    @property
+    def effective_token_issuer(self) -> str:
+        return self.token_issuer or self.public_url.rstrip("/")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.embedded if self.auto_migrate is None else self.auto_migrate
 
     @property
     def effective_database_url(self) -> str:
