@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.interfaces import Cache, ObjectStorage
 from db.models import Narration, NarrationStatus, Photo
+from narration import NarrationOptions
+from narration.errors import InvalidOptions
 from services import outbox
 from services.errors import DomainError, ErrorCode
 from services.messages import NarrateJob
@@ -22,11 +23,7 @@ from services.principal import Principal
 
 log = logging.getLogger(__name__)
 
-DETAILS = ("brief", "standard", "detailed")
-MODES = ("scene", "document", "alt_text")
 AUDIO_FORMATS = ("mp3", "opus", "wav")
-_LANGUAGE = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
-_VOICE = re.compile(r"^[\w.\-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +39,18 @@ class OptionsInput:
 
 
 def validate_options(options: OptionsInput | None) -> dict[str, Any]:
-    """Check options and return the dict stored on the narration row."""
+    """Check options with the engine's own rules and return the dict stored on the narration row."""
     o = options or OptionsInput()
-    if o.detail not in DETAILS:
-        raise DomainError(ErrorCode.VALIDATION, f"detail must be one of {', '.join(DETAILS)}", field="detail")
-    if o.mode not in MODES:
-        raise DomainError(ErrorCode.VALIDATION, f"mode must be one of {', '.join(MODES)}", field="mode")
-    if not _LANGUAGE.match(o.language):
-        raise DomainError(ErrorCode.VALIDATION, "language must be a BCP 47 tag such as en or pt-BR", field="language")
-    if o.voice is not None and not _VOICE.match(o.voice):
-        raise DomainError(ErrorCode.VALIDATION, "voice must be a short voice name", field="voice")
-    if not 0.25 <= o.speed <= 4.0:
-        raise DomainError(ErrorCode.VALIDATION, "speed must be between 0.25 and 4.0", field="speed")
-    if o.audio_format not in AUDIO_FORMATS:
-        raise DomainError(
-            ErrorCode.VALIDATION, f"audioFormat must be one of {', '.join(AUDIO_FORMATS)}", field="audioFormat"
+    try:
+        checked = NarrationOptions(
+            detail=o.detail, mode=o.mode, language=o.language,  # type: ignore[arg-type]
+            voice=o.voice, speed=o.speed, audio_format=o.audio_format,  # type: ignore[arg-type]
         )
+    except InvalidOptions as exc:
+        raise DomainError(ErrorCode.VALIDATION, exc.message, field="options") from exc
     return {
-        "detail": o.detail, "mode": o.mode, "language": o.language, "voice": o.voice,
-        "speed": float(o.speed), "audio_format": o.audio_format,
+        "detail": checked.detail, "mode": checked.mode, "language": checked.language, "voice": checked.voice,
+        "speed": float(checked.speed), "audio_format": checked.audio_format,
     }
 
 

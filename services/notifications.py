@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -91,15 +91,19 @@ def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> Any:
 
 def build_message(deps: NotifyDeps, *, user: User, narration: Narration, job: NotifyJob) -> EmailMessage:
     """Render the email (plain text and HTML) for a finished narration."""
-    unsubscribe_url = f"{deps.public_url.rstrip('/')}/unsubscribe?token={unsubscribe_token(deps.unsubscribe_signer, user.id)}"
+    token = unsubscribe_token(deps.unsubscribe_signer, user.id)
+    unsubscribe_url = f"{deps.public_url.rstrip('/')}/unsubscribe?token={token}"
     ctx: dict[str, Any] = {"name": user.display_name or "there", "unsubscribe_url": unsubscribe_url}
     if job.status == "READY":
-        link = {"public_url": deps.public_url, "narration_id": narration.id, "owner_id": user.id, "ttl": LINK_TTL}
+        def link(kind: DownloadKind) -> str:
+            return sign_link(deps.download_signer, public_url=deps.public_url, narration_id=narration.id,
+                             owner_id=user.id, kind=kind, fmt=None, ttl=LINK_TTL).url
+
         ctx.update(
             text=narration.text or "",
             duration=f"{round(narration.duration_seconds or 0)} seconds" if narration.duration_seconds else "",
-            audio_url=sign_link(deps.download_signer, kind=DownloadKind.AUDIO, fmt=None, **link).url,
-            text_url=sign_link(deps.download_signer, kind=DownloadKind.TEXT, fmt=None, **link).url,
+            audio_url=link(DownloadKind.AUDIO),
+            text_url=link(DownloadKind.TEXT),
             link_days=LINK_TTL.days,
         )
         template, subject = "narration_ready", "Your narration is ready"
