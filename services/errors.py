@@ -37,11 +37,14 @@ class ErrorCode(StrEnum):
 class DomainError(Exception):
     """An expected failure a client can act on."""
 
-    def __init__(self, code: ErrorCode | str, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode | str, message: str, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, for RATE_LIMITED and UNAVAILABLE
 
     def __repr__(self) -> str:
         return f"DomainError({self.code.value}, {self.message!r})"
