@@ -49,19 +49,30 @@ from joserfc.errors import (
 )
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
+from joserfc.util import urlsafe_b64decode
 
 from services.errors import DomainError, ErrorCode
 from services.principal import ROLE_ADMIN, ROLE_PARTNER, ROLE_USER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    *(f"{family}{bits}" for family in ("RS", "PS", "ES") for bits in (256, 384, 512)),
+    "EdDSA",
+)
 DEFAULT_ROLE_MAP: Mapping[str, str] = {
     f"talkative{sep}{role}": role for sep in (":", "-") for role in (ROLE_ADMIN, ROLE_PARTNER, ROLE_USER)
 }
 _CLIENT_ROLES = {ROLE_ADMIN: ROLE_ADMIN, ROLE_PARTNER: ROLE_PARTNER, ROLE_USER: ROLE_USER}
 _KEY_CLASS: dict[str, type[Key]] = {"RS": RSAKey, "PS": RSAKey, "ES": ECKey, "Ed": OKPKey}
-_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_CURVE = {
+    "ES256": "P-256",
+    "ES384": "P-384",
+    "ES512": "P-521",
+    "ES256K": "secp256k1",
+    "Ed25519": "Ed25519",
+    "Ed448": "Ed448",
+}
 _ACCESS_TOKEN_TYPES = {"jwt", "at+jwt", "application/at+jwt"}
 _MAX_TOKEN_CHARS = 16 * 1024  # a real access token is a few KiB; larger ones are refused before parsing
 
@@ -85,7 +96,7 @@ def _invalid(message: str) -> DomainError:
 
 
 def _json_segment(segment: str) -> Any:
-    return json.loads(jws.urlsafe_b64decode(segment.encode()))  # type: ignore[attr-defined]
+    return json.loads(urlsafe_b64decode(segment.encode()))
 
 
 def peek_issuer(token: str) -> str | None:
@@ -102,7 +113,7 @@ def peek_issuer(token: str) -> str | None:
 
 
 class OidcVerifier:
-    """Verifies access tokens from one OpenID Connect issuer for one audience. Safe to share; one per process."""
+    """Verifies access tokens of one OpenID Connect issuer for one audience. Share one per process."""
 
     def __init__(
         self,
@@ -121,7 +132,7 @@ class OidcVerifier:
             raise ValueError("OidcVerifier needs an issuer and an audience")
         algs = tuple(algorithms or DEFAULT_ALGORITHMS)
         for alg in algs:
-            if alg[:2] not in _KEY_CLASS:
+            if alg[:2] not in _KEY_CLASS or alg not in jws.JWSRegistry.algorithms:
                 raise ValueError(f"algorithm {alg!r} is not an accepted asymmetric JWS algorithm")
         self.issuer = issuer
         self.audience = audience
@@ -135,7 +146,10 @@ class OidcVerifier:
         self._owns_http = http is None
         self._jwks_uri: str | None = None
         self._keys: list[Key] | None = None
-        self._fetched_at = 0.0  # time.monotonic() of the last JWKS fetch attempt that counts
+        # time.monotonic() of the last good JWKS fetch (TTL) and of the last attempt (rate limit)
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._last_error: DomainError | None = None
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -150,8 +164,8 @@ class OidcVerifier:
         await self.aclose()
 
     async def verify(self, token: str) -> OidcIdentity:
-        """Verify `token` and map its claims; raises `DomainError` (TOKEN_INVALID, TOKEN_EXPIRED, UNAVAILABLE)."""
-        header, payload_segment = self._parse(token)
+        """Verify `token` and map its claims; raises DomainError (TOKEN_INVALID/TOKEN_EXPIRED/UNAVAILABLE)."""
+        header = self._parse(token)
         alg = header["alg"]
         key = await self._key_for(header.get("kid"), alg)
         try:
@@ -170,7 +184,7 @@ class OidcVerifier:
 
     # -- parsing and claims ---------------------------------------------------------------------
 
-    def _parse(self, token: str) -> tuple[dict[str, Any], str]:
+    def _parse(self, token: str) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
             raise _invalid("No bearer token was given.")
         if len(token) > _MAX_TOKEN_CHARS:
@@ -199,7 +213,7 @@ class OidcVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _invalid("The token's key id (kid) is not a string.")
-        return header, parts[1]
+        return header
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         registry = JWTClaimsRegistry(
@@ -248,7 +262,9 @@ class OidcVerifier:
         if not isinstance(email, str) or claims.get("email_verified") is False:
             email = None
         name = claims.get("name") or (None if machine else claims.get("preferred_username"))
-        client_id = next((v for k in ("client_id", "azp", "cid") if isinstance(v := claims.get(k), str)), None)
+        client_id = next(
+            (v for k in ("client_id", "azp", "cid") if isinstance(v := claims.get(k), str)), None
+        )
         return OidcIdentity(
             issuer=self.issuer,
             subject=str(claims["sub"]),
@@ -264,41 +280,44 @@ class OidcVerifier:
 
     async def _key_for(self, kid: str | None, alg: str) -> Key:
         if self._keys is None or time.monotonic() - self._fetched_at >= self.jwks_ttl_seconds:
-            await self._refresh(max_age=self.jwks_ttl_seconds)
+            # Without keys, concurrent callers share one attempt; with stale ones, retry per cooldown.
+            await self._refresh(min_interval=1.0 if self._keys is None else self.refetch_cooldown_seconds)
         known = self._keys or []
         if kid is not None and not any(k.kid == kid for k in known):
-            if time.monotonic() - self._fetched_at >= self.refetch_cooldown_seconds:
-                log.info("unknown kid %r from %s; refetching its JWKS", kid, self.issuer)
-                await self._refresh(max_age=self.refetch_cooldown_seconds, strict=True)
-                known = self._keys or []
+            log.info("unknown kid %r from %s; refetching its JWKS (rate-limited)", kid, self.issuer)
+            await self._refresh(min_interval=self.refetch_cooldown_seconds, strict=True)
+            known = self._keys or []
             if not any(k.kid == kid for k in known):
                 raise _invalid(f"The token is signed with key {kid!r}, which the provider does not publish.")
-        candidates = [k for k in known if kid is None or k.kid == kid]
-        usable = [k for k in candidates if _fits(k, alg)]
+        usable = [k for k in known if (kid is None or k.kid == kid) and _fits(k, alg)]
         if not usable:
             raise _invalid(f"No published key of the provider fits algorithm {alg}.")
         if kid is None and len(usable) > 1:
             raise _invalid("The token names no key id (kid) and the provider publishes several keys.")
         return usable[0]
 
-    async def _refresh(self, *, max_age: float, strict: bool = False) -> None:
-        """Fetch discovery (once) and the JWKS unless another task did so within `max_age` seconds."""
+    async def _refresh(self, *, min_interval: float, strict: bool = False) -> None:
+        """Fetch discovery (once) and the JWKS, unless an attempt was made within `min_interval` seconds.
+
+        A failure raises when there are no cached keys or `strict` is set; otherwise stale keys stay in use.
+        """
         async with self._lock:
-            if self._keys is not None and time.monotonic() - self._fetched_at < max_age:
+            if time.monotonic() - self._attempted_at < min_interval:
+                if self._keys is None and self._last_error is not None:
+                    raise self._last_error
                 return
+            self._attempted_at = time.monotonic()
             try:
                 if self._jwks_uri is None:
                     self._jwks_uri = await self._discover()
                 self._keys = _parse_jwks(await self._get_json(self._jwks_uri, "JWKS"))
                 self._fetched_at = time.monotonic()
+                self._last_error = None
             except DomainError as exc:
+                self._last_error = exc
                 if self._keys is None or strict:
                     raise
-                # Keep serving with the stale keys; try again after the cooldown, not on every request.
-                log.warning("keeping cached JWKS of %s: %s", self.issuer, exc.message)
-                self._fetched_at = (
-                    time.monotonic() - self.jwks_ttl_seconds + self.refetch_cooldown_seconds
-                )
+                log.warning("keeping the cached JWKS of %s: %s", self.issuer, exc.message)
 
     async def _discover(self) -> str:
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -306,11 +325,13 @@ class OidcVerifier:
         if doc.get("issuer") != self.issuer:
             raise DomainError(
                 ErrorCode.UNAVAILABLE,
-                f"The identity provider reports issuer {doc.get('issuer')!r}; OIDC_ISSUER is {self.issuer!r}.",
+                f"The identity provider reports issuer {doc.get('issuer')!r}, not {self.issuer!r}.",
             )
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-            raise DomainError(ErrorCode.UNAVAILABLE, "The identity provider's discovery document has no jwks_uri.")
+            raise DomainError(
+                ErrorCode.UNAVAILABLE, "The identity provider's discovery document has no jwks_uri."
+            )
         return jwks_uri
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
