@@ -1,0 +1,1 @@
+"""Queries by area, as plain async functions over an AsyncSession. Services compose them."""
