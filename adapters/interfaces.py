@@ -47,8 +47,8 @@ class ObjectStorage(Protocol):
         """Raise ObjectNotFound when missing."""
         ...
 
-    async def read_range(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Stream bytes [start, end] inclusive, in chunks."""
+    def read_range(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end] inclusive, in chunks (an async generator; ObjectNotFound on first read)."""
         ...
 
     async def delete(self, *keys: str) -> None:
@@ -69,13 +69,15 @@ class ObjectStorage(Protocol):
 
 @dataclass(slots=True)
 class Delivery:
-    """One message handed to a consumer. `attempt` starts at 1."""
+    """One message handed to a consumer. `attempt` starts at 1; `redelivered` means a consumer may have
+    seen it before (it died before acking), so the handler must be idempotent."""
 
     queue: str
     body: dict[str, Any]
     message_id: str
     attempt: int = 1
     headers: dict[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -97,8 +99,11 @@ class JobQueue(Protocol):
     ) -> None:
         """Register a consumer; returns once consuming has started."""
 
-    async def drain(self, queue: str, handler: Handler, *, max_attempts: int = 3) -> int:
-        """Burst mode: handle what is queued now, then return the number handled (tests, CLI)."""
+    async def drain(
+        self, queue: str, handler: Handler, *, max_attempts: int = 3, backoff_seconds: float = 2.0
+    ) -> int:
+        """Burst mode: handle messages until the queue and its pending retries are empty; return how many
+        handler calls were made (tests, CLI)."""
         ...
 
     async def depth(self, queue: str) -> int: ...

@@ -1,0 +1,52 @@
+"""Moving-window rate limits through the `limits` library: Redis storage, or memory in embedded mode."""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+@lru_cache(maxsize=256)
+def parse_limit(limit: str) -> RateLimitItem:
+    """"10/minute", "2 per second", "100/hour;1000/day" (first item) → a RateLimitItem."""
+    try:
+        return parse(limit)
+    except ValueError as exc:
+        raise ValueError(f"invalid rate limit {limit!r}: {exc}") from exc
+
+
+class LimitsRateLimiter:
+    """RateLimiter over any `limits` async storage. `hit` returns 0 or the whole seconds to wait."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    @classmethod
+    def redis(cls, url: str, *, prefix: str = "ratelimit") -> LimitsRateLimiter:
+        """`url` is a plain redis:// or rediss:// URL; redis-py is the client (as for pub/sub)."""
+        return cls(RedisStorage(f"async+{url}", implementation="redispy", key_prefix=prefix))
+
+    @classmethod
+    def memory(cls) -> LimitsRateLimiter:
+        return cls(MemoryStorage())
+
+    async def hit(self, limit: str, *keys: str) -> int:
+        item = parse_limit(limit)
+        if await self._limiter.hit(item, *keys):
+            return 0
+        stats = await self._limiter.get_window_stats(item, *keys)
+        # The oldest hit leaves the window at reset_time; round up so a client that waits is let in.
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def reset(self, limit: str, *keys: str) -> None:
+        await self._limiter.clear(parse_limit(limit), *keys)
+
+    async def ping(self) -> None:
+        if not await self.storage.check():
+            raise ConnectionError("rate limit storage is unreachable")
