@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"
     CONFLICT = "CONFLICT"
+    INTERNAL = "INTERNAL"  # unexpected failure; the message is masked and carries a request id
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"  # depth, token, alias or cost limit of a GraphQL document
     # accounts and tokens
     EMAIL_TAKEN = "EMAIL_TAKEN"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
