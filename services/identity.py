@@ -8,6 +8,7 @@ at most once per `refetch_cooldown_seconds`, so a flood of forged kids cannot ha
 Only asymmetric algorithms are accepted: `none` and HS* are refused outright (an HS256 token
 "signed" with the provider's public key is the classic confusion attack), and the token's `alg`
 must match the type (and curve) of the key it names.
+Keys come only from the discovered `jwks_uri`; `jku`, `x5u` and `jwk` headers in a token are ignored.
 
 Role mapping (provider → ours):
 - Raw role names are collected from Keycloak's `realm_access.roles`, from
@@ -262,9 +263,7 @@ class OidcVerifier:
         if not isinstance(email, str) or claims.get("email_verified") is False:
             email = None
         name = claims.get("name") or (None if machine else claims.get("preferred_username"))
-        client_id = next(
-            (v for k in ("client_id", "azp", "cid") if isinstance(v := claims.get(k), str)), None
-        )
+        client_id = next((v for k in ("client_id", "azp", "cid") if isinstance(v := claims.get(k), str)), None)
         return OidcIdentity(
             issuer=self.issuer,
             subject=str(claims["sub"]),
@@ -329,9 +328,7 @@ class OidcVerifier:
             )
         jwks_uri = doc.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-            raise DomainError(
-                ErrorCode.UNAVAILABLE, "The identity provider's discovery document has no jwks_uri."
-            )
+            raise DomainError(ErrorCode.UNAVAILABLE, "The identity provider's discovery document has no jwks_uri.")
         return jwks_uri
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:

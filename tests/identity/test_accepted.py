@@ -23,9 +23,7 @@ async def test_partner_token_is_a_partner(oidc_provider: OidcProvider, verifier:
     assert identity.email is None and identity.name is None
 
 
-async def test_admin_roles_come_from_keycloak_style_claims(
-    oidc_provider: OidcProvider, verifier: OidcVerifier
-) -> None:
+async def test_admin_roles_come_from_keycloak_style_claims(oidc_provider: OidcProvider, verifier: OidcVerifier) -> None:
     identity = await verifier.verify(oidc_provider.token(ADMIN.client_id))
 
     assert identity.roles == {"admin", "partner"}
@@ -41,9 +39,7 @@ async def test_machine_client_without_roles_is_still_a_partner(
     assert identity.scopes == frozenset()
 
 
-async def test_audience_list_containing_ours_is_accepted(
-    oidc_provider: OidcProvider, verifier: OidcVerifier
-) -> None:
+async def test_audience_list_containing_ours_is_accepted(oidc_provider: OidcProvider, verifier: OidcVerifier) -> None:
     token = oidc_provider.mint({"aud": [OTHER_AUDIENCE, oidc_provider.audience]})
 
     assert (await verifier.verify(token)).subject == "crafted-user"

@@ -228,15 +228,20 @@ class OidcProvider:
         for name in drop:
             body.pop(name, None)
         head = {"alg": "RS256", "typ": "at+jwt", "kid": key.kid, **(header or {})}
-        return jwt.encode(head, body, key)
+        return jwt.encode(head, body, key, algorithms=[head["alg"]])
+
+
+def require_provider() -> None:
+    """Skip without Node.js; install the npm package if needed."""
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed; it runs the OpenID Connect provider for these tests")
+    ensure_installed()
 
 
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[OidcProvider]:
     """A running `oidc-provider` (issuer `http://127.0.0.1:PORT`), shared by the whole session."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed; it runs the OpenID Connect provider for these tests")
-    ensure_installed()
+    require_provider()
     provider = OidcProvider().start()
     try:
         yield provider
