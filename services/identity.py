@@ -97,7 +97,10 @@ def _invalid(message: str) -> DomainError:
 
 
 def _json_segment(segment: str) -> Any:
-    return json.loads(urlsafe_b64decode(segment.encode()))
+    try:
+        return json.loads(urlsafe_b64decode(segment.encode()))
+    except RecursionError:  # deeply nested JSON from an untrusted token
+        raise ValueError("JSON nested too deeply") from None
 
 
 def peek_issuer(token: str) -> str | None:
@@ -176,8 +179,8 @@ class OidcVerifier:
             claims = json.loads(obj.payload or b"")
         except BadSignatureError:
             raise _invalid("The token's signature does not verify.") from None
-        except (JoseError, ValueError) as exc:
-            raise _invalid(f"The token could not be verified: {exc}.") from None
+        except (JoseError, ValueError, RecursionError) as exc:
+            raise _invalid(f"The token could not be verified: {type(exc).__name__}.") from None
         if not isinstance(claims, dict):
             raise _invalid("The token's payload is not a JSON object.")
         self._check_claims(claims)

@@ -14,7 +14,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from services.errors import DomainError, ErrorCode
-from services.identity import OidcVerifier
+from services.identity import OidcVerifier, peek_issuer
 from tests.identity.conftest import RecordingClient
 from tests.support.oidc import OTHER_AUDIENCE, SHORT_LIVED, OidcProvider, generate_key
 
@@ -176,9 +176,15 @@ async def test_not_an_access_token(oidc_provider: OidcProvider, verifier: OidcVe
     await rejected(verifier, oidc_provider.mint(header={"typ": "dpop+jwt"}))
 
 
-@pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "a.b.c.d.e", "x" * 20000, "e30.e30."])
+NESTED = b64(b"[" * 5000)
+
+
+@pytest.mark.parametrize(
+    "token", ["", "garbage", "a.b.c", "a.b.c.d.e", "x" * 20000, "e30.e30.", f"{NESTED}.{NESTED}.x", "W10.e30.x"]
+)
 async def test_malformed(verifier: OidcVerifier, token: str) -> None:
     await rejected(verifier, token)
+    assert peek_issuer(token) is None
 
 
 async def test_unreachable_provider_is_unavailable(http: RecordingClient) -> None:
