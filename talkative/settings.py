@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     signing_key_file: Path | None = None  # PEM private key(s); the first signs, all verify
     token_issuer: str | None = None  # `iss` of our access tokens; defaults to PUBLIC_URL
-    token_audience: str = "talkative-api"
+    token_audience: str = "talkative-api"  # noqa: S105 - an audience name, not a secret
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)  # HMAC for download links, unsubscribe tokens
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
