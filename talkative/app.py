@@ -1,0 +1,123 @@
+"""The Starlette application: `/graphql` (HTTP and graphql-transport-ws), JWKS, health, metrics, downloads."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graph.schema import SchemaLimits, build_schema
+from graph.view import GraphQLView
+from resolvers import http_downloads
+from talkative.container import Container
+from talkative.logging import request_id_var
+from talkative.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint, route_label
+from talkative.settings import Settings, get_settings
+
+access_log = logging.getLogger("talkative.access")
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (the client's `X-Request-ID` if sane), echoes it, logs and measures the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = offered if _CLIENT_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        reset = request_id_var.set(request_id)
+        status = 101 if scope["type"] == "websocket" else 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_label(scope["path"])
+            method = scope.get("method", "WS")
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            if scope["type"] == "http":
+                HTTP_LATENCY.labels(route).observe(elapsed)
+            access_log.info(
+                "%s %s %s", method, scope["path"], status,
+                extra={"method": method, "path": scope["path"], "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
+            )
+            request_id_var.reset(reset)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = await request.app.state.container.readiness()
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+async def jwks(request: Request) -> Response:
+    # Short caching: verifiers pick up a rotated key within minutes, and refetch on an unknown kid anyway.
+    return JSONResponse(request.app.state.container.tokens.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+def schema_limits(settings: Settings) -> SchemaLimits:
+    return SchemaLimits(max_tokens=settings.graphql_max_tokens, max_depth=settings.graphql_max_depth,
+                        max_aliases=settings.graphql_max_aliases, max_cost=settings.graphql_max_cost,
+                        max_page_size=settings.max_page_size)
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Starlette:
+    """The ASGI app. Its lifespan starts and stops the container unless the caller already started it."""
+    settings = settings or (container.settings if container else get_settings())
+    container = container or Container(settings)
+    view = GraphQLView(build_schema(schema_limits(settings)), container, graphiql=settings.embedded)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        owned = not container.started
+        if owned:
+            await container.start()
+        try:
+            yield {}
+        finally:
+            if owned:
+                await container.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        *http_downloads.routes,
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
+    app.state.container = container
+    return app
