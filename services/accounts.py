@@ -79,6 +79,7 @@ async def _start_session(
 ) -> Session:
     now = _now()
     family = token_repo.add_family(session, user_id=user.id, now=now)
+    await session.flush()  # no ORM relationship orders the inserts, so the family goes first explicitly
     refresh, refresh_hash = new_refresh_token()
     token_repo.add_token(session, family_id=family.id, token_hash=refresh_hash, now=now,
                          expires_at=now + timedelta(seconds=refresh_ttl))

@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graph.schema import SchemaLimits, build_schema
 from graph.view import GraphQLView
-from resolvers import http_downloads
 from talkative.container import Container
 from talkative.logging import request_id_var
 from talkative.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint, route_label
@@ -92,7 +91,9 @@ def schema_limits(settings: Settings) -> SchemaLimits:
                         max_page_size=settings.max_page_size)
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, container: Container | None = None, extra_routes: tuple[BaseRoute, ...] = ()
+) -> Starlette:
     """The ASGI app. Its lifespan starts and stops the container unless the caller already started it."""
     settings = settings or (container.settings if container else get_settings())
     container = container or Container(settings)
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        *http_downloads.routes,
+        *extra_routes,
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
     app.state.container = container
