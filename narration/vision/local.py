@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from PIL import Image
+
 from narration.image import PreparedImage
 from narration.options import NarrationOptions
 from narration.vision.base import Report
@@ -23,6 +25,12 @@ from narration.vision.ocr import TextReader
 
 SCENE_OCR_SIDE = 960
 MIN_FACE_SIDE = 0.02  # faces narrower than 2% of the photo are mostly false alarms in textures
+
+
+def _warm_up_image() -> PreparedImage:
+    picture = Image.new("RGB", (320, 240), (90, 120, 160))
+    return PreparedImage(data=b"", content_type="image/jpeg", format="JPEG", width=320, height=240,
+                         model_image=picture)
 
 
 class LocalVisionProvider:
@@ -42,6 +50,8 @@ class LocalVisionProvider:
         self.faces.load()
         self.reader.load()
         self.nudity.load()
+        # One pass on a small picture: the runtimes size their buffers on the first real call.
+        self.analyse(_warm_up_image())
 
     async def describe(self, image: PreparedImage, options: NarrationOptions, report: Report) -> str:
         findings = await asyncio.to_thread(self.analyse, image, report, options.mode == "document")
