@@ -15,7 +15,16 @@ from db.repositories import users as user_repo
 from graph.context import Info
 from graph.pagination import Connection, check_first, decode_cursor, encode_cursor
 from graph.permissions import IsAdmin
-from graph.types.accounts import AuthPayload, AuthResult, LogoutPayload, LogoutResult, MeResult, User, UserResult
+from graph.types.accounts import (
+    AuthPayload,
+    AuthResult,
+    LogoutPayload,
+    LogoutResult,
+    MeResult,
+    User,
+    UserResult,
+    roles_of,
+)
 from services import accounts
 from services.errors import DomainError, ErrorCode
 
@@ -36,13 +45,16 @@ async def _visible_user(info: Info, user_id: uuid.UUID) -> User:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The caller's own account.")
+    @strawberry.field(description="The caller's own account, with the roles its token carries.")
     async def me(self, info: Info) -> MeResult:
         principal = info.context.require_principal()
         try:
-            return await _visible_user(info, principal.user_id)
+            user = await _visible_user(info, principal.user_id)
         except DomainError as exc:  # a token for an account that is gone or disabled
             raise DomainError(ErrorCode.UNAUTHENTICATED, "this account no longer exists") from exc
+        # The token's roles are what this caller may do now (a provider may change them at any time).
+        user.roles = roles_of(principal.roles)
+        return user
 
     @strawberry.field(description="An account by id: your own, or any for admins. Others are NOT_FOUND.")
     async def user(self, info: Info, id: strawberry.ID) -> UserResult:

@@ -79,7 +79,7 @@ def _key_from_pem(block: bytes) -> SigningKey:
             raise ValueError(f"unsupported EC curve {raw.curve.name}")
         key, alg = ECKey.import_key(block), _EC_ALGS[raw.curve.name]
     elif isinstance(raw, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        key, alg = OKPKey.import_key(block), "EdDSA"
+        key, alg = OKPKey.import_key(block), "Ed25519"  # RFC 9864 fully-specified name (not "EdDSA")
     else:
         raise ValueError(f"unsupported key type {type(raw).__name__}")
     return SigningKey(kid=key.thumbprint(), alg=alg, key=key, private=private)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
@@ -20,9 +21,13 @@ class Role(enum.Enum):
     PARTNER = "partner"
 
 
-def _roles(values: list[str]) -> list[Role]:
-    known = {r.value: r for r in Role}
-    return [known[v] for v in values if v in known]
+_ROLE_ORDER = list(Role)
+
+
+def roles_of(values: Iterable[str]) -> list[Role]:
+    """Our role names as Role values, in a stable order (user, admin, partner); unknown names dropped."""
+    present = set(values)
+    return [r for r in _ROLE_ORDER if r.value in present]
 
 
 @strawberry.type(description="An account. Only its owner and admins can read it.")
@@ -36,7 +41,7 @@ class User:
     @classmethod
     def from_model(cls, row: UserRow) -> User:
         return cls(id=strawberry.ID(str(row.id)), email=row.email, display_name=row.display_name,
-                   roles=_roles(row.roles), created_at=row.created_at)
+                   roles=roles_of(row.roles), created_at=row.created_at)
 
 
 @strawberry.type(description="A signed-in session: a short-lived access token and a single-use refresh token.")

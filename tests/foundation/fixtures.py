@@ -8,7 +8,8 @@ truncate every table afterwards; `db_session` runs in a transaction that is roll
 - `settings`: Settings for the backend (sqlite = true embedded mode in a tmp data dir, auto-migrated).
 - `app` / `client` / `api`: the Starlette app, a TestClient with the lifespan running, and an `Api` helper
   (`api.gql(query, variables, token=)`, `api.register()`, `api.login()`).
-- `pg_database` (URL), `pg_engine`, `db_session`: for service-level tests on PostgreSQL.
+- `pg_database` (URL, session), `pg_url` (same URL, tables emptied after the test), `pg_engine`,
+  `db_session`: for service-level tests on PostgreSQL.
 - `signing_key_file`: an EC P-256 PEM for non-embedded settings.
 """
 
@@ -100,6 +101,13 @@ def pg_database() -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """The session database's URL; every table is emptied after the test."""
+    yield pg_database
+    asyncio.run(truncate_all(pg_database))
+
+
 @pytest.fixture(scope="session")
 def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "signing.pem"
@@ -126,10 +134,9 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     if backend == "sqlite":
         yield make_settings("sqlite", tmp_path / "data")
         return
-    url = request.getfixturevalue("pg_database")
+    url = request.getfixturevalue("pg_url")
     key = request.getfixturevalue("signing_key_file")
     yield make_settings("postgres", tmp_path / "data", database_url=url, signing_key_file=key)
-    asyncio.run(truncate_all(url))
 
 
 @pytest.fixture

@@ -19,9 +19,13 @@ mutation($t: String!) {
     ... on Error { code message }
   }
 }"""
-LOGOUT = "mutation($t: String!) { logout(refreshToken: $t) { __typename ... on LogoutPayload { ok } ... on Error { code } } }"
+LOGOUT = """mutation($t: String!) {
+  logout(refreshToken: $t) { __typename ... on LogoutPayload { ok } ... on Error { code } }
+}"""
 USER = "query($id: ID!) { user(id: $id) { __typename ... on User { id email } ... on Error { code message } } }"
-USERS = "query($first: Int!, $after: String) { users(first: $first, after: $after) { edges { cursor node { id email } } pageInfo { hasNextPage endCursor } } }"
+USERS = """query($first: Int!, $after: String) {
+  users(first: $first, after: $after) { edges { cursor node { id email } } pageInfo { hasNextPage endCursor } }
+}"""
 
 
 @both_backends
