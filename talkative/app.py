@@ -92,9 +92,11 @@ def schema_limits(settings: Settings) -> SchemaLimits:
 
 
 def create_app(
-    settings: Settings | None = None, *, container: Container | None = None, extra_routes: tuple[BaseRoute, ...] = ()
+    settings: Settings | None = None, *, container: Container | None = None, extra_routes: tuple[BaseRoute, ...] = (),
+    stop_container: bool = False,
 ) -> Starlette:
-    """The ASGI app. Its lifespan starts and stops the container unless the caller already started it."""
+    """The ASGI app. Its lifespan starts and stops the container, unless the caller already started it
+    (then it is stopped on shutdown only with `stop_container`)."""
     settings = settings or (container.settings if container else get_settings())
     container = container or Container(settings)
     view = GraphQLView(build_schema(schema_limits(settings)), container, graphiql=settings.embedded)
@@ -107,7 +109,7 @@ def create_app(
         try:
             yield {}
         finally:
-            if owned:
+            if owned or stop_container:
                 await container.stop()
 
     routes: list[BaseRoute] = [

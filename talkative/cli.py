@@ -32,8 +32,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "_".join(str(p) for p in first.get("loc", ())).upper() or "settings"
-        fail(f"{name}: {first.get('msg', 'invalid').removeprefix('Value error, ')}", 2)
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        name = "_".join(str(p) for p in first.get("loc", ())).upper()
+        fail(f"{name}: {message}" if name else message, 2)
 
 
 @app.command()
@@ -59,7 +60,8 @@ def serve(
             return str(exc)
         try:
             config = uvicorn.Config(
-                create_app(settings, container=container), host=host, port=port, log_config=None,
+                # Stopped by the lifespan: uvicorn re-raises SIGTERM once it has shut down, ending the process.
+                create_app(settings, container=container, stop_container=True), host=host, port=port, log_config=None,
                 access_log=False, lifespan="on", proxy_headers=bool(settings.forwarded_allow_ips),
                 forwarded_allow_ips=settings.forwarded_allow_ips, ws="websockets-sansio",
             )

@@ -17,6 +17,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
+        record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         return True
 
 
@@ -26,8 +27,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler.addFilter(RequestIdFilter())
     if json:
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            "%(levelname)s %(name)s %(message)s %(request_id)s", timestamp="time",
+            rename_fields={"levelname": "level", "name": "logger"},
         ))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
