@@ -72,12 +72,14 @@ def to_spoken(text: str) -> str:
         text = pattern.sub(replacement, text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # List items and headings become sentences of their own.
-    text = " ".join(line if line[-1] in ".!?:;,…\"'" else f"{line}." for line in lines)
+    text = " ".join(capitalise(line) if line[-1] in ".!?:;,…\"'" else f"{capitalise(line)}." for line in lines)
     text = re.sub(r"\s+", " ", text).strip()
-    stripped = _OPENERS.sub("", text, count=1)
-    if stripped != text and stripped:
-        text = stripped[0].upper() + stripped[1:]
-    return text
+    sentences = []
+    for sentence in _SENTENCE_END.split(text):
+        stripped = _OPENERS.sub("", sentence, count=1).strip()
+        if stripped:
+            sentences.append(capitalise(stripped))
+    return " ".join(sentences)
 
 
 def truncate(text: str, limit: int) -> str:
