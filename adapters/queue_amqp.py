@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -39,6 +40,11 @@ _CONNECTION_ERRORS = (AMQPConnectionError, ChannelInvalidStateError, ConnectionE
 
 def retry_queue_name(queue: str, delay: float) -> str:
     return f"{queue}.retry.{round(delay * 1000)}"
+
+
+def _attempt(headers: Mapping[str, Any] | None) -> int:
+    value = (headers or {}).get(ATTEMPT_HEADER, 1)
+    return int(value) if isinstance(value, int | str) else 1
 
 
 def _plain(value: Any) -> Any:
@@ -174,9 +180,10 @@ class AmqpQueue:
 
     async def _process(
         self, queue: str, message: AbstractIncomingMessage, handler: Handler, policy: RetryPolicy
-    ) -> None:
+    ) -> bool:
+        """Run the handler and settle the message; True when it was sent to a retry queue."""
         headers = {k: _plain(v) for k, v in (message.headers or {}).items() if k != "x-death"}
-        attempt = int(headers.get(ATTEMPT_HEADER, 1))
+        attempt = _attempt(headers)
         retryable = True
         try:
             try:
@@ -195,16 +202,17 @@ class AmqpQueue:
             try:
                 if retryable and policy.should_retry(attempt, exc):
                     await self._retry(queue, message, headers, attempt, policy.delay(attempt), exc)
-                else:
-                    await self._dead_letter(queue, message, headers, attempt, exc)
+                    return True
+                await self._dead_letter(queue, message, headers, attempt, exc)
             except _CONNECTION_ERRORS:
                 log.warning("could not reroute job %s; the broker will redeliver it", message.message_id)
-            return
+            return False
         try:
             await message.ack()
         except _CONNECTION_ERRORS:
             # The channel died after the work was done: the job will run again (handlers are idempotent).
             log.warning("ack of job %s failed; the broker will redeliver it", message.message_id)
+        return False
 
     async def _retry(
         self, queue: str, message: AbstractIncomingMessage, headers: dict[str, Any], attempt: int,
@@ -229,26 +237,38 @@ class AmqpQueue:
         await message.ack()
 
     async def drain(
-        self, queue: str, handler: Handler, *, max_attempts: int = 3, backoff_seconds: float = 2.0
+        self, queue: str, handler: Handler, *, max_attempts: int = 3, backoff_seconds: float = 2.0,
+        settle_seconds: float = 2.0,
     ) -> int:
-        """Burst mode: basic.get until the queue and its retry queues are empty; return the handler calls."""
+        """Burst mode: basic.get until the queue and its retry queues are empty; return the handler calls.
+
+        An expired retry is briefly in neither queue while RabbitMQ dead-letters it back, so drain also
+        waits for the retries it sent itself (up to `settle_seconds` without progress, in case another
+        consumer took them).
+        """
         publisher = await self._connect()
         await self._ensure(publisher, queue)
         assert self._connection is not None
         policy = self._policy(max_attempts, backoff_seconds)
-        handled = 0
+        handled = outstanding = 0
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
         async with self._connection.channel() as channel:
             source = await channel.declare_queue(queue, durable=True)
             while True:
                 message = await source.get(no_ack=False, fail=False)
                 if message is not None:
-                    await self._process(queue, message, handler, policy)
+                    if _attempt(message.headers) > 1:
+                        outstanding = max(0, outstanding - 1)
+                    outstanding += await self._process(queue, message, handler, policy)
                     handled += 1
+                    last_progress = loop.time()
                     continue
                 waiting = 0
                 for delay in policy.delays():
                     waiting += (await self._declare_retry(channel, queue, delay))[1]
-                if waiting == 0:
+                settled = outstanding == 0 or loop.time() - last_progress > settle_seconds
+                if waiting == 0 and settled:
                     return handled
                 await asyncio.sleep(min(0.05, policy.backoff_seconds / 4 or 0.01))
 
@@ -269,16 +289,19 @@ class AmqpQueue:
         unacked, so RabbitMQ redelivers them to another worker.
         """
         self._closing = True
-        for _, source, tag in self._consumers:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await source.cancel(tag)
+        connection = self._connection
+        alive = connection is not None and not connection.is_closed
+        # Each broker step is bounded: a robust channel waits for a reconnect that may never come.
+        for _, source, tag in self._consumers if alive else ():
+            with contextlib.suppress(TimeoutError, *_CONNECTION_ERRORS):
+                await asyncio.wait_for(source.cancel(tag), timeout=5)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=self._close_timeout)
-        for channel, _, _ in self._consumers:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await channel.close()
+        for channel, _, _ in self._consumers if alive else ():
+            with contextlib.suppress(TimeoutError, *_CONNECTION_ERRORS):
+                await asyncio.wait_for(channel.close(), timeout=5)
         self._consumers.clear()
-        if self._connection is not None:
-            await self._connection.close()
-        self._connection = None
-        self._publisher = None
+        self._connection, self._publisher = None, None
+        if connection is not None:
+            with contextlib.suppress(TimeoutError, *_CONNECTION_ERRORS):
+                await asyncio.wait_for(connection.close(), timeout=5)
