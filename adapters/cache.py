@@ -13,8 +13,11 @@ import redis.asyncio as aioredis
 class RedisCache:
     """JSON values under `prefix` in Redis, each with its own TTL."""
 
-    def __init__(self, url: str, *, prefix: str = "cache:") -> None:
-        self._redis = aioredis.Redis.from_url(url, client_name="talkative-cache")
+    def __init__(self, url: str, *, prefix: str = "cache:", max_connections: int = 16) -> None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, client_name="talkative-cache"
+        )
+        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.prefix = prefix
 
     async def get(self, key: str) -> Any | None:

@@ -35,12 +35,28 @@ class Subscriber:
             self.queue.put_nowait(message)
             self.dropped += 1
 
-    async def messages(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            message = await self.queue.get()
-            if message is _CLOSED:
-                return
-            yield message
+    def messages(self) -> AsyncIterator[dict[str, Any]]:
+        return _Messages(self.queue)
+
+
+class _Messages:
+    """An iterator, not an async generator: cancelling a pending `__anext__` (e.g. wait_for timing out
+    while a reader checks the database) must leave it usable, and an async generator would be closed."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: asyncio.Queue[Any]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        message = await self._queue.get()
+        if message is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # stay ended for later calls
+            raise StopAsyncIteration
+        return message
 
 
 class FanOut:

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class RedisPubSub:
-    """PubSub over Redis. `client_name` tags the connections (visible in CLIENT LIST)."""
+    """PubSub over Redis. `client_name` tags the connections (visible in CLIENT LIST); `max_connections`
+    bounds the publishing pool (the subscription connection is one more)."""
 
     def __init__(
         self,
@@ -37,10 +38,14 @@ class RedisPubSub:
         subscribe_timeout: float = 10.0,
         idle_ping_seconds: float = 15.0,
         client_name: str = "talkative-pubsub",
+        max_connections: int = 16,
     ) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url, decode_responses=True, client_name=client_name, socket_keepalive=True
+        # A blocking pool: a burst of publishes waits for a free connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, decode_responses=True, client_name=client_name,
+            socket_keepalive=True,
         )
+        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._pubsub = self._redis.pubsub()
         self._fanout = FanOut(max_queue)
         self._lock = asyncio.Lock()  # orders SUBSCRIBE/UNSUBSCRIBE with the reference counts
