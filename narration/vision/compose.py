@@ -103,6 +103,12 @@ def compose(findings: Findings, options: NarrationOptions) -> str:
     return " ".join(s for s in sentences if s)
 
 
+def _cap(subject: Subject | None) -> Subject | None:
+    if subject is None:
+        return None
+    return Subject(subject.phrase, subject.short, "maybe", subject.others)
+
+
 def _people(faces: list[Face]) -> str | None:
     if not faces:
         return None
@@ -204,6 +210,11 @@ def scene(f: Findings, options: NarrationOptions) -> list[str]:
     detail = options.detail
     subject = resolve_subject(f.classification, f.extra)
     warning = _quality_warning(f.look)
+    if f.look.graphic:
+        # Photo classifiers are overconfident on drawings and flat graphics: never more than "may".
+        subject = _cap(subject)
+        if not f.text.lines:
+            warning = "It looks like a graphic with flat colours rather than a photograph."
     lead: list[str | None] = []
     if f.explicit:
         lead.append("The photo appears to contain nudity, so it is described only in general terms.")

@@ -17,6 +17,12 @@ class Look:
     contrast: float  # luminance standard deviation 0..~0.5
     sharpness: float  # mean gradient energy of the luminance, scale-normalised
     saturation: float  # mean HSV saturation 0..1
+    flat_share: float = 0.0  # pixels identical to their neighbours; camera noise keeps this low in photos
+
+    @property
+    def graphic(self) -> bool:
+        """Mostly perfectly flat areas: a drawing, chart or screenshot rather than a camera photo."""
+        return not self.plain and self.brightness >= 0.12 and self.flat_share >= 0.8
 
     @property
     def light(self) -> str:
@@ -60,7 +66,16 @@ def analyse(image: Image.Image) -> Look:
         contrast=float(luma.std()),
         sharpness=_sharpness(luma),
         saturation=float(hsv[..., 1].mean()),
+        flat_share=_flat_share(np.asarray(small, dtype=np.int16)),
     )
+
+
+def _flat_share(rgb: np.ndarray) -> float:
+    if min(rgb.shape[:2]) < 2:
+        return 1.0
+    dx = np.abs(np.diff(rgb, axis=1)).max(axis=-1)[:-1, :]
+    dy = np.abs(np.diff(rgb, axis=0)).max(axis=-1)[:, :-1]
+    return float(((dx <= 1) & (dy <= 1)).mean())
 
 
 def _sharpness(luma: np.ndarray) -> float:
