@@ -63,8 +63,18 @@ class ErrorPolicy(SchemaExtension):
     """Masks unexpected errors (with the request id) and adds `extensions.code` to expected ones."""
 
     def on_operation(self) -> Iterator[None]:
+        self._streamed = False
         yield
-        result = self.execution_context.result
+        if not self._streamed:  # streamed results (websocket operations) were handled one by one
+            self._process_result(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result sent over a websocket, before it leaves."""
+        self._streamed = True
+        self._process_result(result)
+        yield
+
+    def _process_result(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             result.errors = [self._process(e) for e in errors]

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from db.repositories import users as user_repo
 from talkative.app import create_app
 from talkative.settings import Settings
 from tests.foundation.fixtures import Api, both_backends
@@ -50,6 +51,23 @@ def test_plain_token_in_payload_is_accepted(api: Api) -> None:
     with api.client.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as ws:
         ws.send_json({"type": "connection_init", "payload": {"token": account.access_token}})
         assert ws.receive_json()["type"] == "connection_ack"
+
+
+def test_unexpected_errors_are_masked_over_websockets(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = api.register()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(user_repo, "get_many", broken)
+    with api.client.websocket_connect("/graphql", subprotocols=[PROTOCOL]) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {account.access_token}"}})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": ME}})
+        message = ws.receive_json()
+    [error] = message["payload"]["errors"]
+    assert error["extensions"]["code"] == "INTERNAL" and "secret" not in json.dumps(message)
+    assert error["message"] == f"Internal error (request id {error['extensions']['requestId']})"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
