@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -314,6 +315,14 @@ class MaildirHandler:
         return "250 Message accepted for delivery"
 
 
+class _ImplicitTlsController(Controller):
+    def factory(self) -> Any:
+        # The socket is TLS from the first byte; aiosmtpd cannot see that and warns about plain-text AUTH.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return super().factory()
+
+
 @dataclass
 class SmtpServer:
     host: str
@@ -360,7 +369,7 @@ def smtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
             username, password)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     handler = MaildirHandler(base / "maildir")
     common: dict[str, Any] = {
@@ -371,7 +380,9 @@ def smtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
         handler, port=free_port(), tls_context=tls, require_starttls=True, auth_require_tls=True, **common
     )
     # Implicit TLS: aiosmtpd cannot tell the socket is TLS, so it must not insist on STARTTLS first.
-    implicit = Controller(handler, port=free_port(), ssl_context=tls, auth_require_tls=False, **common)
+    implicit = _ImplicitTlsController(
+        handler, port=free_port(), ssl_context=tls, auth_require_tls=False, **common
+    )
     starttls.start()
     implicit.start()
     server = SmtpServer(
