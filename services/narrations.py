@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from dataclasses import dataclass
@@ -78,45 +77,22 @@ async def get_photo(session: AsyncSession, *, photo_id: uuid.UUID | None) -> Pho
     return await session.get(Photo, photo_id) if photo_id else None
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Narration]
-    has_next: bool
-    end_cursor: str | None
-
-
-def encode_cursor(row: Narration) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DomainError(ErrorCode.VALIDATION, "after is not a valid cursor", field="after") from exc
-
-
 async def list_narrations(
-    session: AsyncSession, *, principal: Principal, first: int, after: str | None,
-    status: NarrationStatus | None, max_page_size: int,
-) -> Page:
-    """The caller's narrations, newest first, keyset-paginated on (created_at, id)."""
-    if not 1 <= first <= max_page_size:
-        raise DomainError(ErrorCode.VALIDATION, f"first must be between 1 and {max_page_size}", field="first")
+    session: AsyncSession, *, principal: Principal, first: int, after: tuple[datetime, uuid.UUID] | None,
+    status: NarrationStatus | None,
+) -> tuple[list[Narration], bool]:
+    """The caller's narrations, newest first, keyset-paginated on (created_at, id); and whether more follow."""
     query = select(Narration).where(Narration.owner_id == principal.user_id)
     if status is not None:
         query = query.where(Narration.status == status)
-    if after:
-        created, ident = _decode_cursor(after)
+    if after is not None:
+        created, ident = after
         query = query.where(
             or_(Narration.created_at < created, and_(Narration.created_at == created, Narration.id < ident))
         )
     query = query.order_by(Narration.created_at.desc(), Narration.id.desc()).limit(first + 1)
     rows = list((await session.scalars(query)).all())
-    has_next = len(rows) > first
-    rows = rows[:first]
-    return Page(items=rows, has_next=has_next, end_cursor=encode_cursor(rows[-1]) if rows else None)
+    return rows[:first], len(rows) > first
 
 
 async def retry_narration(session: AsyncSession, *, principal: Principal, narration_id: uuid.UUID) -> Narration:
