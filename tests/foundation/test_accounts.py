@@ -60,6 +60,9 @@ def test_wrong_password_and_unknown_email_look_the_same(api: Api) -> None:
 
 def test_me_without_token_is_unauthenticated(api: Api) -> None:
     assert api.me(None) == {"__typename": "Error", "code": "UNAUTHENTICATED", "message": "sign in first"}
+    # A field without an Error member answers with a top-level error carrying the code.
+    body = api.gql(USERS, {"first": 1})
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 @both_backends
