@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import time
 from functools import lru_cache
+from typing import Any
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -23,14 +25,22 @@ def parse_limit(limit: str) -> RateLimitItem:
 class LimitsRateLimiter:
     """RateLimiter over any `limits` async storage. `hit` returns 0 or the whole seconds to wait."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, pool: aioredis.ConnectionPool | None = None) -> None:
         self.storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
+        self._pool = pool
 
     @classmethod
-    def redis(cls, url: str, *, prefix: str = "ratelimit") -> LimitsRateLimiter:
+    def redis(cls, url: str, *, prefix: str = "ratelimit", max_connections: int = 16) -> LimitsRateLimiter:
         """`url` is a plain redis:// or rediss:// URL; redis-py is the client (as for pub/sub)."""
-        return cls(RedisStorage(f"async+{url}", implementation="redispy", key_prefix=prefix))
+        # Our own pool, so close() can release its connections (limits has no close of its own).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, client_name="talkative-ratelimit"
+        )
+        # limits documents `connection_pool` but types its options as scalars.
+        options: dict[str, Any] = {"connection_pool": pool}
+        storage = RedisStorage(f"async+{url}", implementation="redispy", key_prefix=prefix, **options)
+        return cls(storage, pool=pool)
 
     @classmethod
     def memory(cls) -> LimitsRateLimiter:
@@ -50,3 +60,7 @@ class LimitsRateLimiter:
     async def ping(self) -> None:
         if not await self.storage.check():
             raise ConnectionError("rate limit storage is unreachable")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()

@@ -19,10 +19,13 @@ async def cache(request: pytest.FixtureRequest, redis_url: str, unique: str) -> 
 
 
 @pytest.fixture(params=["redis", "memory"])
-async def limiter(request: pytest.FixtureRequest, redis_url: str, unique: str) -> LimitsRateLimiter:
+async def limiter(request: pytest.FixtureRequest, redis_url: str, unique: str) -> AsyncIterator[LimitsRateLimiter]:
     if request.param == "redis":
-        return LimitsRateLimiter.redis(redis_url, prefix=f"test-rl-{unique}")
-    return LimitsRateLimiter.memory()
+        rl = LimitsRateLimiter.redis(redis_url, prefix=f"test-rl-{unique}")
+    else:
+        rl = LimitsRateLimiter.memory()
+    yield rl
+    await rl.close()
 
 
 async def test_cache_round_trip_and_delete(cache: RedisCache | MemoryCache) -> None:

@@ -41,7 +41,7 @@ def test_storage_rejects_bad_urls(tmp_path: Path, url: str) -> None:
         make_storage(url, data_dir=tmp_path)
 
 
-def test_queue_pubsub_cache_limiter() -> None:
+async def test_queue_pubsub_cache_limiter() -> None:
     assert isinstance(make_queue(None), MemoryQueue)
     assert isinstance(make_queue("amqp://guest:guest@127.0.0.1:5672/"), AmqpQueue)
     assert isinstance(make_pubsub(None), MemoryPubSub)
@@ -49,7 +49,9 @@ def test_queue_pubsub_cache_limiter() -> None:
     assert isinstance(make_cache(None), MemoryCache)
     assert isinstance(make_cache("redis://127.0.0.1:6379/0"), RedisCache)
     assert isinstance(make_rate_limiter(None), LimitsRateLimiter)
-    assert isinstance(make_rate_limiter("redis://127.0.0.1:6379/0"), LimitsRateLimiter)
+    limiter = make_rate_limiter("redis://127.0.0.1:6379/0")
+    assert isinstance(limiter, LimitsRateLimiter)
+    await limiter.close()
     for bad, setting, factory in [
         ("redis://x", "QUEUE_URL", make_queue), ("amqp://", "QUEUE_URL", make_queue),
         ("amqp://x", "PUBSUB_URL", make_pubsub), ("localhost:6379", "PUBSUB_URL", make_pubsub),
