@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,9 +48,11 @@ class RedisPubSub:
         self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._pubsub = self._redis.pubsub()
         self._fanout = FanOut(max_queue)
-        self._lock = asyncio.Lock()  # orders SUBSCRIBE/UNSUBSCRIBE with the reference counts
-        # Redis confirms subscriptions in order, so each channel keeps a FIFO of waiters.
-        self._confirm: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
+        self._lock = asyncio.Lock()  # one sender of SUBSCRIBE/UNSUBSCRIBE at a time
+        self._to_subscribe: dict[str, None] = {}  # ordered sets of channels not yet sent
+        self._to_unsubscribe: dict[str, None] = {}
+        self._outstanding: defaultdict[str, int] = defaultdict(int)  # SUBSCRIBEs sent, not yet confirmed
+        self._ready: dict[str, asyncio.Future[None]] = {}  # per locally subscribed channel: confirmed
         self._reader: asyncio.Task[None] | None = None
         self._subscribe_timeout = subscribe_timeout
         self._idle_ping = idle_ping_seconds
@@ -67,59 +69,98 @@ class RedisPubSub:
             raise ValueError("subscribe needs at least one channel")
         if self._closed:
             raise RuntimeError("pubsub is closed")
-        async with self._lock:
-            subscriber, new = self._fanout.add(channels)
-            waiters = []
-            try:
-                if new:
-                    waiters = [self._expect_confirmation(c) for c in new]
-                    await self._pubsub.subscribe(*new)
-                    self._start_reader()
-                    if self._pubsub.connection is not None:  # idempotent: redis-py dedupes callbacks
-                        self._pubsub.connection.register_connect_callback(self._on_reconnect)
-            except BaseException:
-                await self._release(subscriber)
-                raise
+        subscriber, new = self._fanout.add(channels)
         try:
-            if waiters:
-                async with asyncio.timeout(self._subscribe_timeout):
-                    await asyncio.gather(*waiters)
+            for channel in new:
+                self._want(channel)
+            waits = [self._ready[c] for c in set(channels) if not self._ready[c].done()]
+            await self._flush()
+            if waits:
+                _, pending = await asyncio.wait(waits, timeout=self._subscribe_timeout)  # never cancels them
+                if pending:
+                    raise TimeoutError("Redis did not confirm the subscription")
+                for future in waits:
+                    future.result()  # re-raise a failed SUBSCRIBE
             yield subscriber.messages()
         finally:
-            async with self._lock:
-                await self._release(subscriber)
+            self._unwant(self._fanout.remove(subscriber))
+            if not self._closed:
+                await self._flush()
 
-    async def _release(self, subscriber: Any) -> None:
-        empty = self._fanout.remove(subscriber)
-        if empty and not self._closed:
-            try:
-                await self._pubsub.unsubscribe(*empty)
-            except RedisError:
-                # The reconnect resubscribes from redis-py's own list, which unsubscribe already updated.
-                log.warning("pubsub unsubscribe failed", exc_info=True)
+    # Bookkeeping is synchronous, so it is consistent between awaits. A channel is never in both
+    # _to_subscribe and _to_unsubscribe: a change of mind before the command is sent cancels it.
 
-    def _expect_confirmation(self, channel: str) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirm[channel].append(future)
-        return future
+    def _want(self, channel: str) -> None:
+        """The first local subscriber of `channel` arrived."""
+        self._ready[channel] = asyncio.get_running_loop().create_future()
+        if channel in self._to_unsubscribe:
+            del self._to_unsubscribe[channel]  # still subscribed in Redis
+            if self._outstanding.get(channel, 0) == 0:
+                self._ready[channel].set_result(None)
+        else:
+            self._to_subscribe[channel] = None
+
+    def _unwant(self, channels: list[str]) -> None:
+        """The last local subscriber of each channel left."""
+        for channel in channels:
+            future = self._ready.pop(channel, None)
+            if future is not None and not future.done():
+                future.cancel()
+            if channel in self._to_subscribe:
+                del self._to_subscribe[channel]  # never sent: nothing to undo
+            else:
+                self._to_unsubscribe[channel] = None
+
+    async def _flush(self) -> None:
+        """Send what is pending as at most two commands: concurrent callers share one round of I/O."""
+        async with self._lock:
+            if self._to_unsubscribe:
+                batch = list(self._to_unsubscribe)
+                self._to_unsubscribe.clear()
+                try:
+                    await self._pubsub.unsubscribe(*batch)
+                except (RedisError, OSError):
+                    # redis-py already dropped them from the list it resubscribes after a reconnect.
+                    log.warning("pubsub unsubscribe failed", exc_info=True)
+            if self._to_subscribe:
+                batch = list(self._to_subscribe)
+                self._to_subscribe.clear()
+                for channel in batch:
+                    self._outstanding[channel] += 1
+                try:
+                    await self._pubsub.subscribe(*batch)
+                except (RedisError, OSError) as exc:
+                    self._fail(batch, exc)
+                    return
+                self._start_reader()
+                if self._pubsub.connection is not None:  # idempotent: redis-py dedupes callbacks
+                    self._pubsub.connection.register_connect_callback(self._on_reconnect)
+
+    def _fail(self, channels: list[str], exc: Exception) -> None:
+        for channel in channels:
+            self._outstanding[channel] = max(0, self._outstanding[channel] - 1)
+            future = self._ready.get(channel)
+            if future is not None and not future.done():
+                future.set_exception(ConnectionError(f"Redis SUBSCRIBE failed: {exc}"))
+                future.exception()  # mark retrieved: subscribers call result(); nobody else must log it
 
     def _confirmed(self, channel: str) -> None:
-        waiters = self._confirm.get(channel)
-        if not waiters:
+        """A SUBSCRIBE reply: the channel is live once every SUBSCRIBE sent for it is confirmed."""
+        left = max(0, self._outstanding.get(channel, 0) - 1)
+        if left:
+            self._outstanding[channel] = left
             return
-        future = waiters.popleft()
-        if not waiters:
-            del self._confirm[channel]
-        if not future.done():
+        self._outstanding.pop(channel, None)
+        future = self._ready.get(channel)
+        if future is not None and not future.done():
             future.set_result(None)
 
     def _confirm_all(self) -> None:
-        """After a reconnect redis-py resubscribes everything; older confirmations will never come."""
-        for waiters in self._confirm.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_result(None)
-        self._confirm.clear()
+        """After a reconnect redis-py has resubscribed everything; older replies will never come."""
+        self._outstanding.clear()
+        for future in self._ready.values():
+            if not future.done():
+                future.set_result(None)
 
     def _on_reconnect(self, _connection: Any) -> None:
         self.reconnects += 1
@@ -145,7 +186,6 @@ class RedisPubSub:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis pubsub connection lost (%s); reconnecting in %.1fs", exc, delay)
-                self._confirm_all()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 with contextlib.suppress(RedisError, OSError):

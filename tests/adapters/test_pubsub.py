@@ -69,6 +69,31 @@ async def test_unsubscribe_cleans_up(pubsub: PubSub, unique: str, redis_url: str
         await probe.aclose()
 
 
+async def test_subscribe_unsubscribe_churn_stays_consistent(pubsub: PubSub, unique: str, redis_url: str) -> None:
+    """Readers joining and leaving one channel concurrently (SUBSCRIBE/UNSUBSCRIBE batched and cancelled)."""
+    channel = f"narration:{unique}"
+
+    async def visit(i: int) -> None:
+        async with pubsub.subscribe(channel, f"{channel}:{i % 3}"):
+            await asyncio.sleep((i % 7) / 1000)
+
+    await asyncio.gather(*(visit(i) for i in range(300)))
+    assert pubsub.channels == []  # type: ignore[attr-defined]
+    async with pubsub.subscribe(channel) as messages:
+        await pubsub.publish(channel, {"after": "churn"})
+        assert await next_message(messages) == {"after": "churn"}
+    if isinstance(pubsub, RedisPubSub):
+        probe = aioredis.Redis.from_url(redis_url)
+        names = [channel] + [f"{channel}:{i}" for i in range(3)]
+        for _ in range(100):
+            counts = [n for _, n in await probe.pubsub_numsub(*names)]
+            if not any(counts):
+                break
+            await asyncio.sleep(0.02)
+        assert counts == [0, 0, 0, 0]
+        await probe.aclose()
+
+
 async def test_iterator_survives_a_timed_out_wait(pubsub: PubSub, unique: str) -> None:
     """Readers wait with a timeout and then re-read the database; the iterator must still work after."""
     channel = f"narration:{unique}"
