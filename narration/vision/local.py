@@ -23,7 +23,7 @@ from narration.vision.look import analyse
 from narration.vision.nsfw import NudityDetector
 from narration.vision.ocr import TextReader
 
-SCENE_OCR_SIDE = 960
+SCENE_OCR_SIDE = 800  # det cost grows with pixels; 800 px still reads signs and labels
 MIN_FACE_SIDE = 0.02  # faces narrower than 2% of the photo are mostly false alarms in textures
 
 
