@@ -106,6 +106,7 @@ class S3Storage:
         """Create the bucket if missing, then apply lifecycle rules and the deny-anonymous policy."""
         await self._run(self._ensure_bucket)
         await self._apply("lifecycle rules", self._apply_lifecycle)
+        await self._apply("public access block", self._apply_public_access_block)
         await self._apply("bucket policy", self._apply_policy)
 
     def _ensure_bucket(self) -> None:
@@ -161,8 +162,23 @@ class S3Storage:
             if _code(exc) != "NoSuchLifecycleConfiguration":
                 raise
 
+    def _apply_public_access_block(self) -> None:
+        """AWS's own switch against public ACLs and policies (SeaweedFS answers NotImplemented)."""
+        self._client.put_public_access_block(
+            Bucket=self.bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            },
+        )
+
     def policy(self) -> dict[str, Any]:
-        """Deny every request that carries no credentials; signed and presigned requests are unaffected."""
+        """Deny every request that carries no credentials; signed and presigned requests are unaffected.
+
+        AWS evaluates aws:PrincipalType=Anonymous. SeaweedFS stores the policy but does not set that key
+        for anonymous requests, so there the default (no anonymous access while keys are configured) is
+        what denies them; the tests check the outcome, a 403.
+        """
         arn = f"arn:aws:s3:::{self.bucket}"
         return {
             "Version": "2012-10-17",

@@ -127,6 +127,14 @@ async def test_anonymous_access_is_denied(s3: S3Storage, s3_server: S3Server) ->
         assert put.status_code == 403
 
 
+async def test_unsupported_api_degrades_to_a_warning(s3_server: S3Server, caplog: pytest.LogCaptureFixture) -> None:
+    storage = s3_storage_for(s3_server)
+    with caplog.at_level("WARNING", logger="adapters.storage_s3"):
+        await storage.ensure_ready()
+    assert "does not support public access block (NotImplemented)" in caplog.text
+    await storage.close()
+
+
 async def test_lifecycle_and_policy_applied(s3: S3Storage, s3_server: S3Server) -> None:
     client = s3_server.client()
     rules = client.get_bucket_lifecycle_configuration(Bucket=s3.bucket)["Rules"]
