@@ -330,8 +330,12 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     """Reduce to L, RGB, YCbCr (JPEG fast path) or RGBA (only when transparency is really used)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        span = float(arr.max() - arr.min()) or 1.0
-        return Image.fromarray(((arr - arr.min()) * (255.0 / span)).astype(np.uint8), "L")
+        low, high = float(arr.min()), float(arr.max())
+        if img.mode.startswith("I;16") or (low >= 0 and high <= 65535 and high > 255):
+            arr = arr / 257.0  # 16-bit samples
+        elif low < 0 or high > 255:
+            arr = (arr - low) * (255.0 / ((high - low) or 1.0))  # unknown range: stretch
+        return Image.fromarray(arr.clip(0, 255).round().astype(np.uint8), "L")
     if img.mode in ("L", "RGB", "YCbCr") and "transparency" not in img.info:
         return img
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info

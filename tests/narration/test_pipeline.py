@@ -74,7 +74,7 @@ async def test_event_loop_is_not_blocked(local_engine: Engine, cat_jpeg: bytes) 
     stop.set()
     await task
     assert len(gaps) > 10
-    assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f} s"
+    assert max(gaps) < 0.4, f"the loop stalled for {max(gaps):.2f} s"
 
 
 async def test_sync_and_failing_progress_callbacks(local_engine: Engine) -> None:
