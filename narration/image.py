@@ -341,8 +341,8 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if has_alpha:
         rgba = img.convert("RGBA")
-        low = rgba.getchannel("A").getextrema()[0]
-        if isinstance(low, int | float) and low < 255:
+        lowest_alpha = rgba.getchannel("A").getextrema()[0]
+        if isinstance(lowest_alpha, int | float) and lowest_alpha < 255:
             return rgba
         return rgba.convert("RGB")
     return img.convert("RGB")
