@@ -33,10 +33,10 @@ def test_narrate_good_and_bad_photos(tmp_path: Path) -> None:
     (tmp_path / "notes.jpg").write_text("this is not a photo")
     jpeg = photos.encode(photos.noise_photo(640, 480), "JPEG")
     (tmp_path / "broken.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    (tmp_path / "cat.heic").write_bytes(photos.encode(photos.sample("chelsea"), "HEIF"))
+    (tmp_path / "exit.heic").write_bytes(photos.encode(photos.sign("EXIT"), "HEIF"))
     out = tmp_path / "out"
 
-    result = run_cli("sign.png", "notes.jpg", "missing.png", "broken.jpg", "cat.heic",
+    result = run_cli("sign.png", "notes.jpg", "missing.png", "broken.jpg", "exit.heic",
                      "--json", "--format", "wav", "--detail", "brief", "--out", str(out), cwd=tmp_path)
 
     assert result.returncode == 1
@@ -48,7 +48,7 @@ def test_narrate_good_and_bad_photos(tmp_path: Path) -> None:
     assert "broken.jpg" in errors[2] and "CORRUPT_IMAGE" in errors[2]
 
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [Path(x["audio_path"]).name for x in lines] == ["sign.wav", "cat.wav"]
+    assert [Path(x["audio_path"]).name for x in lines] == ["sign.wav", "exit.wav"]
     for item in lines:
         assert set(item) >= {"text", "audio_path", "duration_seconds", "timings", "vision_provider",
                              "speech_provider"}
@@ -56,7 +56,7 @@ def test_narrate_good_and_bad_photos(tmp_path: Path) -> None:
         audio = Path(item["audio_path"]).read_bytes()
         assert sf.info(io.BytesIO(audio)).duration == pytest.approx(item["duration_seconds"], abs=0.05)
     assert "OPEN" in (out / "sign.txt").read_text()
-    assert "cat" in (out / "cat.txt").read_text()
+    assert "EXIT" in (out / "exit.txt").read_text()
 
 
 def test_bad_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
