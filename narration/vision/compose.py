@@ -272,6 +272,8 @@ def alt_text(f: Findings) -> str:
     subject = resolve_subject(f.classification, f.extra)
     if f.explicit or (f.faces and subject and subject.level != "sure"):
         subject = None
+    if f.look.graphic:
+        subject = _cap(subject)
     parts: list[str] = []
     if subject:
         hedge = {"sure": "", "likely": "Probably ", "maybe": "Possibly "}[subject.level]
@@ -287,7 +289,8 @@ def alt_text(f: Findings) -> str:
         return truncate(f'{prefix}Text: "{quoted.rstrip(".")}".', ALT_TEXT_MAX_CHARS)
     if not parts:
         parts.append("Very dark photo" if f.look.light == "very dark" else
-                     "Plain, featureless image" if f.look.plain else "Unclear photo")
+                     "Plain, featureless image" if f.look.plain else
+                     "Graphic with flat colours" if f.look.graphic else "Unclear photo")
     sentence = capitalise(", ".join(parts)) + "."
     if f.explicit:
         sentence = f"Photo that may contain nudity. {sentence}"

@@ -71,6 +71,8 @@ def test_shapes_are_not_over_claimed(local_vision: LocalVisionProvider) -> None:
     text = describe(local_vision, photos.shapes(), detail="detailed")
     assert "A photo of" not in text  # classifiers are overconfident on drawings: no confident subject
     assert "graphic with flat colours" in text
+    alt = describe(local_vision, photos.shapes(), mode="alt_text")
+    assert alt.startswith(("Possibly", "Graphic")), alt
     assert "pixels" in text
 
 
@@ -79,3 +81,13 @@ def test_alt_text_and_brief(local_vision: LocalVisionProvider) -> None:
     assert len(alt) <= 125 and "cat" in alt.lower()
     brief = describe(local_vision, photos.sample("chelsea"), detail="brief")
     assert brief.count(". ") <= 1
+
+
+def test_nudity_detector_layout(local_vision: LocalVisionProvider) -> None:
+    """The label table must match the model: 4 box rows plus one row per class."""
+    from narration.vision.nsfw import LABELS
+
+    local_vision.nudity.load()
+    output = local_vision.nudity._session.get_outputs()[0]
+    assert output.shape[1] == 4 + len(LABELS)
+    assert local_vision.nudity.explicit_labels(photos.sample("astronaut")) == set()
