@@ -20,6 +20,7 @@ from narration.vision.ocr import ReadText
 Level = Literal["sure", "likely", "maybe"]
 SURE, LIKELY, MAYBE = 0.6, 0.35, 0.15
 GROUP_LIKELY = 0.5
+WITH_PEOPLE = 0.8  # ImageNet has no "person": beside faces its guesses are mostly clothes and props
 ENGLISH_ONLY_NOTE = "This description is in English, because offline narration speaks English only."
 # Words of photographed text read out, per detail level.
 SCENE_TEXT_WORDS = {"brief": 8, "standard": 40, "detailed": 200}
@@ -48,6 +49,7 @@ class Subject:
     short: str  # "dog" (for alt text)
     level: Level
     others: tuple[str, ...] = ()  # runner-up candidates, with articles
+    score: float = 0.0
 
 
 def noun_phrase(label: str, group: str | None = None) -> str:
@@ -75,7 +77,7 @@ def resolve_subject(classification: Classification | None, extra: ExtraFindings)
     group = classification.groups[0] if classification and classification.groups else None
     others = tuple(noun_phrase(g.label, g.group) for g in guesses[1:4] if g.score >= 0.08)
     if top.score >= SURE:
-        return Subject(noun_phrase(top.label, top.group), top.label, "sure", others)
+        return Subject(noun_phrase(top.label, top.group), top.label, "sure", others, top.score)
     if group is not None and group.score >= GROUP_LIKELY:
         members = [_without_group(g.label, group.label) for g in guesses
                    if g.group == group.label and g.score >= MAYBE]
@@ -85,11 +87,11 @@ def resolve_subject(classification: Classification | None, extra: ExtraFindings)
         elif members:
             phrase += f", possibly {join_words([noun_phrase(m) for m in members[:2]], 'or')}"
         level: Level = "sure" if group.score >= 0.85 else "likely"
-        return Subject(phrase, group.label, level, ())
+        return Subject(phrase, group.label, level, (), group.score)
     if top.score >= LIKELY:
-        return Subject(noun_phrase(top.label, top.group), top.label, "likely", others)
+        return Subject(noun_phrase(top.label, top.group), top.label, "likely", others, top.score)
     if top.score >= MAYBE:
-        return Subject(noun_phrase(top.label, top.group), top.label, "maybe", others)
+        return Subject(noun_phrase(top.label, top.group), top.label, "maybe", others, top.score)
     return None
 
 
@@ -106,7 +108,7 @@ def compose(findings: Findings, options: NarrationOptions) -> str:
 def _cap(subject: Subject | None) -> Subject | None:
     if subject is None:
         return None
-    return Subject(subject.phrase, subject.short, "maybe", subject.others)
+    return Subject(subject.phrase, subject.short, "maybe", subject.others, subject.score)
 
 
 def _people(faces: list[Face]) -> str | None:
@@ -144,8 +146,8 @@ def _plural(word: str) -> str:
 def _subject_sentence(subject: Subject | None, have_people: bool) -> str | None:
     if subject is None:
         return None
-    if have_people and subject.level != "sure":
-        return None  # ImageNet has no "person": on portraits its guesses are about clothes and props
+    if have_people and subject.score < WITH_PEOPLE:
+        return None
     if subject.level == "sure":
         return f"A photo of {subject.phrase}."
     if subject.level == "likely":
@@ -270,7 +272,7 @@ def document(f: Findings, options: NarrationOptions) -> list[str]:
 def alt_text(f: Findings) -> str:
     """A compact description of at most 125 characters."""
     subject = resolve_subject(f.classification, f.extra)
-    if f.explicit or (f.faces and subject and subject.level != "sure"):
+    if f.explicit or (f.faces and subject and subject.score < WITH_PEOPLE):
         subject = None
     if f.look.graphic:
         subject = _cap(subject)

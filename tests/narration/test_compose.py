@@ -132,3 +132,11 @@ def test_operator_detector_counts_objects() -> None:
     extra = ExtraFindings(objects={"person": 2, "bicycle": 1})
     text = compose(findings(extra=extra), NarrationOptions())
     assert text.startswith("There are two people and one bicycle.")
+
+
+def test_very_confident_subject_is_kept_beside_faces() -> None:
+    face = [Face(0.4, 0.1, 0.55, 0.3, 0.9)]
+    text = compose(findings(guesses=(Guess("tripod", 0.94),), faces=face), NarrationOptions())
+    assert text.startswith("One person's face is visible. A photo of a tripod.")
+    alt = compose(findings(guesses=(Guess("suit", 0.7),), faces=face), NarrationOptions(mode="alt_text"))
+    assert "suit" not in alt and alt.startswith("One person.")
