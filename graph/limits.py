@@ -6,7 +6,8 @@ request would make every request a cache miss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -21,16 +22,12 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
 )
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import parse as graphql_parse
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.schema import validate_document
 
 from services.errors import ErrorCode
 
@@ -84,18 +81,47 @@ def cost_rule(max_cost: int, default_page: int) -> type[ValidationRule]:
     return CostLimit
 
 
+# Shared by every request (and schema): the key includes the schema and the rule classes.
+_cached_parse = lru_cache(maxsize=512)(graphql_parse)
+_cached_validate = lru_cache(maxsize=512)(validate_document)
+
+
+class DocumentLimits(SchemaExtension):
+    """Token limit, extra validation rules, and cached parsing and validation, in one extension.
+
+    One extension rather than strawberry's four (MaxTokensLimiter, AddValidationRules, ParserCache,
+    ValidationCache): each extension costs hook calls on every request.
+    """
+
+    def __init__(self, *, max_tokens: int, rules: Sequence[type[ASTValidationRule]]) -> None:
+        super().__init__()
+        self.max_tokens = max_tokens
+        self.rules = tuple(rules)
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.parse_options["max_tokens"] = self.max_tokens
+        ec.validation_rules = ec.validation_rules + self.rules
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.graphql_document = _cached_parse(ec.query, **ec.parse_options)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.pre_execution_errors = _cached_validate(ec.schema._schema, ec.graphql_document, ec.validation_rules)
+        yield
+
+
 def limit_extensions(
     *, max_tokens: int, max_depth: int, max_aliases: int, max_cost: int, max_page_size: int
 ) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories enforcing the limits, plus parse/validation caches that pay for them."""
+    """The extension factory enforcing the document limits (rule classes built once, for the cache)."""
     rules: list[type[ASTValidationRule]] = [
         depth_rule(max_depth, _is_introspection, None),
         alias_rule(max_aliases),
         cost_rule(max_cost, max_page_size),
     ]
-    return [
-        lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: AddValidationRules(rules),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-    ]
+    return [lambda: DocumentLimits(max_tokens=max_tokens, rules=rules)]

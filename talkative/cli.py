@@ -52,25 +52,28 @@ def serve(
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
+    container = Container(settings)
+    config = uvicorn.Config(
+        # Stopped by the lifespan: uvicorn re-raises SIGTERM once it has shut down, ending the process.
+        create_app(settings, container=container, stop_container=True), host=host, port=port, log_config=None,
+        access_log=False, lifespan="on", proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips, ws="websockets-sansio",
+    )
+
     async def run() -> str | None:
-        container = Container(settings)
         try:
             await container.start()  # before uvicorn, so a bad setting is one line and not a lifespan traceback
         except StartupError as exc:
             return str(exc)
         try:
-            config = uvicorn.Config(
-                # Stopped by the lifespan: uvicorn re-raises SIGTERM once it has shut down, ending the process.
-                create_app(settings, container=container, stop_container=True), host=host, port=port, log_config=None,
-                access_log=False, lifespan="on", proxy_headers=bool(settings.forwarded_allow_ips),
-                forwarded_allow_ips=settings.forwarded_allow_ips, ws="websockets-sansio",
-            )
             await uvicorn.Server(config).serve()
         finally:
             await container.stop()
         return None
 
-    error = asyncio.run(run())
+    # uvicorn's own loop choice (uvloop when installed), as `uvicorn.run` would make.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        error = runner.run(run())
     if error:
         fail(error)
 
