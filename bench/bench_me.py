@@ -109,6 +109,20 @@ async def _client(port: int, request: bytes, until: float, latencies: list[float
         writer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux): robust to other load on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(pid: int, port: int, token: str | None, *, seconds: float, concurrency: int) -> dict[str, float]:
+    cpu = cpu_seconds(pid)
+    result = asyncio.run(load(port, token, seconds=seconds, concurrency=concurrency))
+    # Includes the 1.5 s warm-up's requests: count them in by scaling with the measured rate.
+    result["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / (result["n"] * (seconds + 1.5) / seconds)
+    return result
+
+
 async def load(port: int, token: str | None, *, seconds: float, concurrency: int) -> dict[str, float]:
     body = json.dumps({"query": QUERY}).encode()
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
@@ -138,7 +152,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
@@ -153,7 +167,7 @@ def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterato
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -222,16 +236,15 @@ def main() -> None:
                     "PYTHONPATH": str(ROOT)}
         for _ in range(args.rounds):
             port = free_port()
-            with server([talkative, "serve", "--port", str(port)], ours_env, port, workdir / "ours.log"):
-                results["ours"].append(asyncio.run(load(port, token, seconds=args.seconds,
-                                                        concurrency=args.concurrency)))
+            with server([talkative, "serve", "--port", str(port)], ours_env, port, workdir / "ours.log") as pid:
+                results["ours"].append(measure(pid, port, token, seconds=args.seconds, concurrency=args.concurrency))
             for name, extra in (("bare", {}), ("cached", {"BENCH_CACHES": "1"})):
                 port = free_port()
                 bare_cmd = [sys.executable, "-m", "uvicorn", "bench.bench_me:bare_app", "--factory", "--port",
                             str(port), "--no-access-log", "--log-level", "warning"]
-                with server(bare_cmd, {**bare_env, **extra}, port, workdir / "bare.log"):
-                    results[name].append(asyncio.run(load(port, None, seconds=args.seconds,
-                                                          concurrency=args.concurrency)))
+                with server(bare_cmd, {**bare_env, **extra}, port, workdir / "bare.log") as pid:
+                    results[name].append(measure(pid, port, None, seconds=args.seconds,
+                                                 concurrency=args.concurrency))
     finally:
         if dropme:
             drop_database(dropme)
@@ -243,15 +256,17 @@ def main() -> None:
     print(f"me over HTTP, one uvicorn process, {args.concurrency} keep-alive connections, "
           f"{args.seconds:.0f} s x {args.rounds} interleaved rounds (medians), {backend}, {os.cpu_count()} CPUs")
     rows = (("bare", "bare strawberry"), ("cached", "bare + parse/valid. caches"), ("ours", "talkative (auth, full)"))
-    print(f"{'app':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'app':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'server CPU ms/req':>20}")
     for name, label in rows:
         r = best[name]
-        print(f"{label:<30}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
+        print(f"{label:<30}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['cpu_ms']:>20.3f}")
     for name, label in (("bare", "bare strawberry (the target's baseline)"), ("cached", "bare + the same caches")):
         overhead_rps = (best[name]["rps"] / best["ours"]["rps"] - 1) * 100
         overhead_p50 = (best["ours"]["p50"] / best[name]["p50"] - 1) * 100
+        overhead_cpu = (best["ours"]["cpu_ms"] / best[name]["cpu_ms"] - 1) * 100
         verdict = "OK" if max(overhead_rps, overhead_p50) <= 25 else "over 25%"
-        print(f"overhead vs {label}: {overhead_rps:+.1f}% time per request, {overhead_p50:+.1f}% p50: {verdict}")
+        print(f"overhead vs {label}: {overhead_rps:+.1f}% time per request, {overhead_p50:+.1f}% p50, "
+              f"{overhead_cpu:+.1f}% server CPU per request: {verdict}")
 
 
 if __name__ == "__main__":

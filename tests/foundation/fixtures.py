@@ -6,6 +6,7 @@ truncate every table afterwards; `db_session` runs in a transaction that is roll
 
 - `backend`: "postgres" (default) or "sqlite"; parametrize with `both_backends` to run a test on each.
 - `settings`: Settings for the backend (sqlite = true embedded mode in a tmp data dir, auto-migrated).
+- `container`: a started Container on the test's event loop (no HTTP).
 - `app` / `client` / `api`: the Starlette app, a TestClient with the lifespan running, and an `Api` helper
   (`api.gql(query, variables, token=)`, `api.register()`, `api.login()`).
 - `pg_database` (URL, session), `pg_url` (same URL, tables emptied after the test), `pg_engine`,
@@ -37,6 +38,7 @@ from db.models import Base
 from db.session import make_engine
 from services import accounts
 from talkative.app import create_app
+from talkative.container import Container
 from talkative.settings import Settings
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -137,6 +139,17 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     url = request.getfixturevalue("pg_url")
     key = request.getfixturevalue("signing_key_file")
     yield make_settings("postgres", tmp_path / "data", database_url=url, signing_key_file=key)
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    """A started Container on the test's event loop (for service and worker tests without HTTP)."""
+    started = Container(settings)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from db.session import make_engine, make_sessionmaker
 from services import accounts
 from services.errors import DomainError, ErrorCode
 from services.tokens import TokenService, load_signing_keys
-from tests.foundation.fixtures import PASSWORD
+from tests.foundation.fixtures import PASSWORD, both_backends
 
 
 def _diff(connection) -> list:  # type: ignore[no-untyped-def]
@@ -127,3 +127,12 @@ async def test_real_argon2_profile(db_session: AsyncSession, tokens: TokenServic
     assert await accounts.verify_password(session.user.password_hash, PASSWORD)
     assert not await accounts.verify_password(session.user.password_hash, "wrong")
     assert not await accounts.verify_password(None, PASSWORD)
+
+
+@both_backends
+async def test_container_fixture(container) -> None:  # type: ignore[no-untyped-def]
+    assert await container.readiness() == {"database": "ok"}
+    async with container.sessions() as session:
+        created = await accounts.register(session, tokens=container.tokens, email="c@example.com", password=PASSWORD,
+                                          display_name="C", refresh_ttl=60)
+    assert (await container.authenticator.authenticate(created.access_token)).user_id == created.user.id
