@@ -1,4 +1,5 @@
-"""The Starlette application: `/graphql` (HTTP and graphql-transport-ws), JWKS, health, metrics, downloads."""
+"""The Starlette application: `/graphql` (HTTP and graphql-transport-ws), JWKS, health, metrics, and the
+plain HTTP endpoints of `resolvers.http_downloads` (downloads, unsubscribe, local uploads)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graph.schema import SchemaLimits, build_schema
 from graph.view import GraphQLView
+from resolvers import http_downloads
 from talkative.container import Container
 from talkative.logging import request_id_var
 from talkative.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint, route_label
@@ -119,6 +121,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        *http_downloads.routes,
         *extra_routes,
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
