@@ -44,6 +44,7 @@ class GraphQLView(GraphQL[Context, None]):
             schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
+            multipart_uploads_enabled=True,  # `uploadPhoto` (GraphQL multipart request spec)
         )
         self.container = container
 

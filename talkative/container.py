@@ -23,6 +23,7 @@ from db import migrate
 from db.session import make_engine, make_sessionmaker, normalize_url
 from services.auth import Authenticator
 from services.identity import OidcVerifier
+from services.outbox import OutboxRelay
 from services.signing import LinkSigner
 from services.tokens import TokenService, ensure_embedded_key, load_signing_keys
 from talkative.settings import Settings
@@ -81,6 +82,7 @@ class Container:
     download_signer: LinkSigner
     unsubscribe_signer: LinkSigner
     upload_signer: LinkSigner
+    relay: OutboxRelay  # set by talkative.wiring.attach_relay's start hook
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
