@@ -27,9 +27,9 @@ from strawberry.types.execution import ExecutionContext
 
 from graph.errors import DomainErrorHandler, ErrorPolicy, log_errors
 from graph.limits import limit_extensions
-from resolvers import accounts
+from resolvers import accounts, narrations
 
-AREAS: tuple[ModuleType, ...] = (accounts,)
+AREAS: tuple[ModuleType, ...] = (accounts, narrations)
 
 
 @dataclass(frozen=True, slots=True)

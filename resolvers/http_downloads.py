@@ -53,7 +53,7 @@ class ByteRange:
     end: int  # inclusive
 
 
-def parse_range(header: str | None, size: int) -> ByteRange | None | str:
+def parse_range(header: str | None, size: int) -> ByteRange | str | None:
     """None for a full response, a ByteRange, or "unsatisfiable"."""
     if not header:
         return None

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import strawberry
 from strawberry.file_uploads import Upload
@@ -74,7 +75,8 @@ async def _after_commit(ctx: Context) -> None:
     await ctx.container.relay.publish_now()
 
 
-async def _upload_chunks(file: Upload) -> AsyncIterator[bytes]:
+async def _upload_chunks(file: Any) -> AsyncIterator[bytes]:
+    """Read Starlette's spooled upload (the runtime type behind strawberry's `Upload`) in chunks."""
     while chunk := await file.read(_CHUNK):
         yield chunk
 
@@ -98,7 +100,7 @@ class Query:
         key = decode_cursor(after, datetime, uuid.UUID) if after else None
         async with info.context.session() as session:
             rows, has_next = await narrations.list_narrations(
-                session, principal=principal, first=first, after=key, status=status,  # type: ignore[arg-type]
+                session, principal=principal, first=first, after=key, status=status,
             )
         # Gathered so the photo DataLoader batches the whole page into one query.
         mapped = await asyncio.gather(*(_narration(info, row) for row in rows))

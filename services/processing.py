@@ -32,6 +32,8 @@ class Deps:
     pubsub: PubSub
     engine: Engine
     relay: outbox.OutboxRelay | None = None
+    # Counted in the row, so a job that kills its worker every time (never acked) still gives up.
+    max_attempts: int = 3
 
 
 def engine_options(options: dict[str, Any]) -> NarrationOptions:
@@ -52,6 +54,10 @@ async def _event(deps: Deps, row_id: uuid.UUID, owner_id: uuid.UUID, status: Nar
     ))
 
 
+class _GiveUp(Exception):
+    pass
+
+
 async def _claim(deps: Deps, job: NarrateJob) -> tuple[Narration, Photo] | None:
     """Mark the narration PROCESSING; None when there is nothing to do (done, deleted, superseded)."""
     async with deps.sessions() as session, session.begin():
@@ -59,8 +65,8 @@ async def _claim(deps: Deps, job: NarrateJob) -> tuple[Narration, Photo] | None:
         if row is None or row.run != job.run or row.status in progress.TERMINAL:
             return None
         photo = await session.get(Photo, row.photo_id) if row.photo_id else None
-        if photo is None:
-            return None
+        if photo is None or row.attempts >= deps.max_attempts:
+            raise _GiveUp("the photo is gone" if photo is None else f"gave up after {row.attempts} attempts")
         row.status = NarrationStatus.PROCESSING
         row.attempts += 1
         row.started_at = row.started_at or utcnow()
@@ -101,7 +107,11 @@ async def _finish(deps: Deps, job: NarrateJob, owner_id: uuid.UUID, values: dict
 
 async def process(deps: Deps, job: NarrateJob) -> None:
     """Handle one narrate message. Raises on transient failures so the queue retries it."""
-    claimed = await _claim(deps, job)
+    try:
+        claimed = await _claim(deps, job)
+    except _GiveUp as exc:
+        await fail(deps, job, code=ErrorCode.ENGINE_FAILED, message=f"The narration could not be completed: {exc}")
+        return
     if claimed is None:
         log.info("narration %s run %s: nothing to do", job.narration_id, job.run)
         return

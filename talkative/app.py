@@ -25,6 +25,7 @@ from talkative.container import Container
 from talkative.logging import request_id_var
 from talkative.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint, route_label
 from talkative.settings import Settings, get_settings
+from talkative.wiring import prepare_api
 
 access_log = logging.getLogger("talkative.access")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -101,6 +102,8 @@ def create_app(
     (then it is stopped on shutdown only with `stop_container`)."""
     settings = settings or (container.settings if container else get_settings())
     container = container or Container(settings)
+    if not container.started:
+        prepare_api(container)
     view = GraphQLView(build_schema(schema_limits(settings)), container, graphiql=settings.embedded)
 
     @asynccontextmanager

@@ -11,12 +11,14 @@ import typer
 from pydantic import ValidationError
 
 from talkative.narrate_cmd import narrate
+from talkative.worker_cmd import worker
 
 if TYPE_CHECKING:
     from talkative.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Talkative Photo: photos in, spoken narrations out.")
 app.command()(narrate)
+app.command()(worker)
 
 
 def fail(line: str, code: int = 1) -> NoReturn:

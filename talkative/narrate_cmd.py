@@ -72,23 +72,10 @@ def narrate(
 
 
 def _engine_config() -> EngineConfig:
-    from narration import EngineConfig
     from talkative.settings import get_settings
+    from talkative.wiring import engine_config
 
-    settings = get_settings()
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return EngineConfig(
-        vision_provider=settings.vision_provider,
-        speech_provider=settings.speech_provider,
-        openai_base_url=settings.openai_base_url,
-        openai_api_key=key,
-        openai_vision_model=settings.openai_vision_model,
-        openai_speech_model=settings.openai_speech_model,
-        local_models_dir=settings.local_models_dir,
-        threads=settings.engine_threads,
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels,
-    )
+    return engine_config(get_settings())
 
 
 def _error(message: str) -> None:
