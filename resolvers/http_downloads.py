@@ -110,7 +110,7 @@ async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
     if target.body is not None:
         return Response(target.body[start:end + 1], status_code=status, headers=headers,
                         media_type=target.content_type)
-    body: AsyncIterator[bytes] = await c.storage.read_range(target.key, start, end)
+    body: AsyncIterator[bytes] = c.storage.read_range(target.key, start, end)
     return StreamingResponse(body, status_code=status, headers=headers, media_type=target.content_type)
 
 

@@ -1,3 +1,3 @@
 """Shared fixtures: real servers (SeaweedFS S3, aiosmtpd) live in tests.support.servers."""
 
-pytest_plugins = ["tests.support.servers", "tests.support.oidc"]
+pytest_plugins = ["tests.foundation.fixtures", "tests.support.servers", "tests.support.oidc"]

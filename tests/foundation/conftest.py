@@ -1,3 +1,1 @@
-"""Foundation tests: the fixtures live in tests.foundation.fixtures so other packages can reuse them."""
-
-from tests.foundation.fixtures import *  # noqa: F403
+"""Foundation tests: fixtures come from tests.foundation.fixtures, registered in tests/conftest.py."""
