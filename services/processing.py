@@ -72,8 +72,6 @@ async def _claim(deps: Deps, job: NarrateJob) -> tuple[Narration, Photo] | None:
         row.started_at = row.started_at or utcnow()
         row.event_sequence += 1
         seq = row.event_sequence
-        session.expunge(row)
-        session.expunge(photo)
     await progress.publish(deps.pubsub, progress.ProgressEvent(
         narration_id=row.id, owner_id=row.owner_id, sequence=seq, status=NarrationStatus.PROCESSING,
         stage=None, percent=0, message="processing",

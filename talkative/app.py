@@ -72,6 +72,56 @@ class RequestContextMiddleware:
             request_id_var.reset(reset)
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over a cap with 413 before they are parsed (uploads are streamed, not trusted)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = (f'{{"errors":[{{"message":"request body larger than {self.max_bytes} bytes",'
+                f'"extensions":{{"code":"FILE_TOO_LARGE"}}}}]}}').encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -127,6 +177,9 @@ def create_app(
         *http_downloads.routes,
         *extra_routes,
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
+    # The multipart envelope around the photo gets 1 MiB of slack over the photo cap.
+    middleware = [Middleware(RequestContextMiddleware),
+                  Middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.container = container
     return app

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.factory import make_cache, make_mailer, make_pubsub, make_queue, make_rate_limiter, make_storage
 from adapters.interfaces import Cache, JobQueue, Mailer, ObjectStorage, PubSub, RateLimiter
+from adapters.queue_prefixed import PrefixedQueue
 from db import migrate
 from db.session import make_engine, make_sessionmaker, normalize_url
 from services.auth import Authenticator
@@ -206,6 +207,8 @@ class Container:
         await self._within("STORAGE_URL", "storage is not ready", self.storage.ensure_ready())
         try:
             self.queue = make_queue(s.queue_url)
+            if s.queue_prefix:
+                self.queue = PrefixedQueue(self.queue, s.queue_prefix)
             self._closers.append(("queue", self.queue.close))
         except ValueError as exc:
             raise _from_factory("QUEUE_URL", exc) from exc

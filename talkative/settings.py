@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_url: str | None = None  # s3://BUCKET (AWS_* env vars configure boto3) or file:///path
     queue_url: str | None = None  # amqp://...
+    queue_prefix: str = ""  # namespaces queue names, so several environments can share one broker
     pubsub_url: str | None = None  # redis://...
     mail_url: str | None = None  # smtp://user:pass@host:port?starttls=true
     mail_from: str = "Talkative Photo <no-reply@talkative.local>"
