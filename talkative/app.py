@@ -79,9 +79,16 @@ class _BodyTooLarge(Exception):
 class BodyLimitMiddleware:
     """Refuses request bodies over a cap with 413 before they are parsed (uploads are streamed, not trusted)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    # The multipart envelope around the photo gets 1 MiB of slack over the photo cap.
+    SLACK = 1024 * 1024
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.settings = settings
+
+    @property
+    def max_bytes(self) -> int:
+        return self.settings.max_upload_bytes + self.SLACK
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,9 +184,7 @@ def create_app(
         *http_downloads.routes,
         *extra_routes,
     ]
-    # The multipart envelope around the photo gets 1 MiB of slack over the photo cap.
-    middleware = [Middleware(RequestContextMiddleware),
-                  Middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + 1024 * 1024)]
+    middleware = [Middleware(RequestContextMiddleware), Middleware(BodyLimitMiddleware, settings=settings)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.container = container
     return app
