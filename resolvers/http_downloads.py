@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from adapters.interfaces import ObjectNotFound
 from services import downloads, notifications, photos
 from services.errors import DomainError, ErrorCode
 
@@ -37,7 +38,7 @@ def client_ip(request: Request) -> str:
 
 async def _limit(request: Request, *keys: str) -> None:
     c = request.app.state.container
-    retry = await c.limiter.hit(c.settings.download_rate_limit, *keys)
+    retry = await c.limiter.hit(c.settings.download_rate_limit, "download", *keys)
     if retry:
         raise _RateLimited(retry)
 
@@ -73,6 +74,14 @@ def parse_range(header: str | None, size: int) -> ByteRange | str | None:
     return ByteRange(start, end)
 
 
+def _none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"."""
+    if not header:
+        return False
+    offered = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in offered or etag in offered
+
+
 async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
     c = request.app.state.container
     headers = {
@@ -93,8 +102,7 @@ async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
         info = await c.storage.head(target.key)
         size, etag = info.size, downloads.etag_for(target.key, info.size, info.etag)
     headers["ETag"] = etag
-    inm = request.headers.get("if-none-match")
-    if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+    if _none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if_range = request.headers.get("if-range")
     rng = parse_range(request.headers.get("range"), size) if not if_range or if_range == etag else None
@@ -119,12 +127,15 @@ async def download(request: Request) -> Response:
     c = request.app.state.container
     try:
         narration_id, user_id, kind, fmt = downloads.open_link(c.download_signer, request.path_params["token"])
-        await _limit(request, f"user:{user_id}")
-        await _limit(request, f"ip:{client_ip(request)}")
+        await _limit(request, "user", str(user_id))
+        await _limit(request, "address", client_ip(request))
         async with c.sessions() as session:
             target = await downloads.resolve(session, storage=c.storage, cache=c.cache, viewer_id=user_id,
                                              narration_id=narration_id, kind=kind, fmt=fmt)
         return await _send(request, target)
+    except ObjectNotFound:
+        # The row says it exists but storage lost it (a lifecycle rule, a delete racing this request).
+        return _error(DomainError(ErrorCode.NOT_FOUND, "this file is gone"))
     except _RateLimited as exc:
         err = DomainError(ErrorCode.RATE_LIMITED, "too many downloads; try again shortly")
         return _error(err, {"Retry-After": str(exc.retry_after)})
