@@ -84,3 +84,17 @@ async def test_jobs_that_keep_failing_are_dead_lettered_and_marked_failed(
     assert row.error_message and "could not be completed" in row.error_message
     assert row.attempts == 3
     assert worker.stop() == 0
+
+
+async def test_sigterm_finishes_the_job_in_hand_then_exits(
+    stack: Stack, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    worker = stack.start_worker("narrations")
+    _, token = stack.register()
+    created = await upload(stack, token, photo_jpeg(size=(3000, 2000)), {"detail": "DETAILED", "audioFormat": "WAV"})
+    narration_id = uuid.UUID(created["id"])
+    await wait_for_status(sessions, narration_id, {NarrationStatus.PROCESSING}, timeout=60)
+    assert await asyncio.to_thread(worker.stop) == 0  # SIGTERM while the engine is busy
+    async with sessions() as session:
+        row = await session.get(Narration, narration_id)
+    assert row is not None and row.status == NarrationStatus.READY and row.attempts == 1
