@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
+from email.policy import default as default_policy
 from email.utils import format_datetime, formataddr
 from typing import Any
 
@@ -28,6 +31,22 @@ _templates = Environment(
     loader=PackageLoader("services", "templates"), autoescape=select_autoescape(["html.j2"]),
     keep_trailing_newline=True,
 )
+
+
+
+class _OneLineHeader(UnstructuredHeader, BaseHeader):
+    """Never folded. Python folds a long `<URL>` (RFC 2369) into RFC 2047 encoded words, which mail clients
+    do not decode there (no one-click unsubscribe), and a folded Message-ID reads back with a leading
+    space. One line under RFC 5322's 998 characters is valid."""
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_headers = HeaderRegistry()
+for _name in ("list-unsubscribe", "message-id"):
+    _headers.map_to_type(_name, _OneLineHeader)
+_MAIL_POLICY = default_policy.clone(header_factory=_headers)
 
 
 @dataclass(slots=True)
@@ -110,7 +129,7 @@ def build_message(deps: NotifyDeps, *, user: User, narration: Narration, job: No
     else:
         ctx.update(error=narration.error_message or "something went wrong", retry_hint="")
         template, subject = "narration_failed", "We could not narrate your photo"
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_MAIL_POLICY)
     msg["Subject"] = subject
     msg["From"] = deps.mail_from
     msg["To"] = formataddr((user.display_name, user.email or ""))
