@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -82,29 +78,6 @@ def _error(message: str) -> None:
     print(f"talkative narrate: {message}", file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Hide the TFLite runtime's 'Created XNNPACK delegate' banner, written by C++ straight to fd 2."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to hide
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            for line in sink.read().decode(errors="replace").splitlines():
-                if "XNNPACK delegate" not in line:
-                    print(line, file=sys.stderr)
-
-
 def _unique_stem(path: Path, used: set[str]) -> str:
     stem, n = path.stem or "photo", 2
     candidate = stem
@@ -129,8 +102,7 @@ def _narrate_all(
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
     try:
         bar.set_description_str("loading models")
-        with _quiet_native_stderr():
-            runner.run(engine.warm_up())
+        runner.run(engine.warm_up())
         failures, used = 0, set[str]()
         for index, photo in enumerate(photos):
             base = 100 * index

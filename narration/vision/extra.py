@@ -128,8 +128,11 @@ class ExtraModels:
             return ort_session(spec.path.read_bytes(), self.threads)  # the bytes just verified, not a re-read
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_content=spec.path.read_bytes(), num_threads=self.threads)
-        interpreter.allocate_tensors()
+        from narration.native import quiet_native_stderr
+
+        with quiet_native_stderr():
+            interpreter = Interpreter(model_content=spec.path.read_bytes(), num_threads=self.threads)
+            interpreter.allocate_tensors()
         return interpreter
 
     def run(self, image: Image.Image) -> ExtraFindings:

@@ -72,8 +72,11 @@ class FaceDetector:
             return
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=str(model_path()), num_threads=self.threads)
-        interpreter.allocate_tensors()
+        from narration.native import quiet_native_stderr
+
+        with quiet_native_stderr():
+            interpreter = Interpreter(model_path=str(model_path()), num_threads=self.threads)
+            interpreter.allocate_tensors()
         self._input = interpreter.get_input_details()[0]["index"]
         outputs = interpreter.get_output_details()
         # Boxes (1, 2304, 16) and scores (1, 2304, 1); tell them apart by shape, not by order.
