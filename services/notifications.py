@@ -163,8 +163,9 @@ async def send_notification(deps: NotifyDeps, job: NotifyJob) -> str:
         )
         assert delivery is not None
         if delivery.status != "PENDING":
+            settled = delivery.status  # read before the rollback expires the row (no lazy load in async)
             await session.rollback()
-            return delivery.status
+            return settled
         user = await session.get(User, narration.owner_id)
         prefs = await get_settings(session, user_id=narration.owner_id)
         wanted = prefs.email_on_ready if job.status == "READY" else prefs.email_on_failure
