@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     login_address_rate_limit: str = "50/minute"  # login attempts per client address
     upload_rate_limit: str = "30/minute"
     download_rate_limit: str = "120/minute"
+    # Downloads answer 307 to a short-lived presigned storage URL instead of streaming through the API.
+    download_redirect: bool = False
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 2000
     graphql_max_cost: int = 20_000  # fields, multiplied by `first` on list fields
