@@ -38,7 +38,10 @@ def client_ip(request: Request) -> str:
 
 async def _limit(request: Request, *keys: str) -> None:
     c = request.app.state.container
-    retry = await c.limiter.hit(c.settings.download_rate_limit, "download", *keys)
+    limit = c.settings.download_rate_limit
+    if not limit:  # DOWNLOAD_RATE_LIMIT="" turns it off (e.g. behind a gateway that limits already)
+        return
+    retry = await c.limiter.hit(limit, "download", *keys)
     if retry:
         raise _RateLimited(retry)
 
@@ -99,8 +102,7 @@ async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
                                               content_type=target.content_type)
             if url:
                 return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
-        info = await c.storage.head(target.key)
-        size, etag = info.size, downloads.etag_for(target.key, info.size, info.etag)
+        size, etag = target.size, downloads.etag_for(target.key, target.size, target.etag)
     headers["ETag"] = etag
     if _none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -119,7 +121,27 @@ async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
         return Response(target.body[start:end + 1], status_code=status, headers=headers,
                         media_type=target.content_type)
     body: AsyncIterator[bytes] = c.storage.read_range(target.key, start, end)
-    return StreamingResponse(body, status_code=status, headers=headers, media_type=target.content_type)
+    try:
+        first = await anext(body)  # a lost object is a 404 here, before any header has been sent
+    except BaseException:
+        await _close(body)
+        raise
+    return StreamingResponse(_prepend(first, body), status_code=status, headers=headers,
+                             media_type=target.content_type)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await _close(rest)  # also when the client goes away mid-stream: the storage stream is released
+
+
+async def _close(stream: AsyncIterator[bytes]) -> None:
+    if (aclose := getattr(stream, "aclose", None)) is not None:
+        await aclose()
 
 
 async def download(request: Request) -> Response:

@@ -40,12 +40,15 @@ class DownloadLink:
 
 @dataclass(frozen=True, slots=True)
 class DownloadTarget:
-    """Exactly one of `key` (stream from storage) or `body` (inline, e.g. the text) is set."""
+    """Exactly one of `key` (stream from storage; `size` and the storage's `etag` too) or `body` (inline,
+    e.g. the text) is set."""
 
     content_type: str
     filename: str
     key: str | None = None
     body: bytes | None = None
+    size: int = 0
+    etag: str = ""
 
 
 async def _metadata(session: AsyncSession, cache: Cache | None, narration_id: uuid.UUID) -> dict[str, Any] | None:
@@ -74,13 +77,30 @@ def _filename(narration_id: uuid.UUID, meta: dict[str, Any], ext: str) -> str:
     return f"narration-{meta['created']}-{str(narration_id)[:8]}.{ext}"
 
 
-async def _rendition(storage: ObjectStorage, narration_id: uuid.UUID, meta: dict[str, Any], fmt: str) -> str:
+async def _stat(
+    storage: ObjectStorage, cache: Cache | None, narration_id: uuid.UUID, meta: dict[str, Any], key: str
+) -> tuple[int, str]:
+    """(size, storage ETag) of `key`, kept in the cached metadata: the objects of a READY narration never
+    change (renditions are written once), so a cached download touches storage only to read the bytes."""
+    objects = meta.setdefault("objects", {})
+    if key not in objects:
+        info = await storage.head(key)
+        objects[key] = [info.size, info.etag]
+        if cache is not None and meta["status"] == NarrationStatus.READY.value:
+            await cache.set(download_cache_key(narration_id), meta, ttl=METADATA_TTL)
+    size, etag = objects[key]
+    return int(size), str(etag)
+
+
+async def _rendition(
+    storage: ObjectStorage, cache: Cache | None, narration_id: uuid.UUID, meta: dict[str, Any], fmt: str
+) -> str:
     """The storage key of the audio in `fmt`, converting it once and keeping the result."""
     if fmt == meta["audio_format"]:
         return str(meta["audio_key"])
     key = f"{derived_prefix(narration_id)}{fmt}"
     try:
-        await storage.head(key)
+        await _stat(storage, cache, narration_id, meta, key)
     except ObjectNotFound:
         source = await storage.get(str(meta["audio_key"]))
         data, _ = await asyncio.to_thread(convert_audio, source, str(meta["audio_format"]), fmt)
@@ -100,8 +120,10 @@ async def resolve(
         if not meta["photo_key"]:
             raise DomainError(ErrorCode.NOT_FOUND, "the photo of this narration is gone")
         ext = "png" if meta["photo_type"] == "image/png" else "jpg"
+        key = str(meta["photo_key"])
+        size, etag = await _stat(storage, cache, narration_id, meta, key)
         return DownloadTarget(content_type=meta["photo_type"], filename=_filename(narration_id, meta, ext),
-                              key=meta["photo_key"])
+                              key=key, size=size, etag=etag)
     if meta["status"] != NarrationStatus.READY.value:
         raise DomainError(ErrorCode.NOT_READY, f"the narration is {meta['status']}, not READY yet")
     if kind == DownloadKind.TEXT:
@@ -110,9 +132,10 @@ async def resolve(
     fmt = fmt or str(meta["audio_format"])
     if fmt not in AUDIO_FORMATS:
         raise DomainError(ErrorCode.VALIDATION, f"format must be one of {', '.join(AUDIO_FORMATS)}", field="format")
-    key = await _rendition(storage, narration_id, meta, fmt)
+    key = await _rendition(storage, cache, narration_id, meta, fmt)
+    size, etag = await _stat(storage, cache, narration_id, meta, key)
     return DownloadTarget(content_type=AUDIO_TYPES[fmt], filename=_filename(narration_id, meta, AUDIO_EXT[fmt]),
-                          key=key)
+                          key=key, size=size, etag=etag)
 
 
 def sign_link(

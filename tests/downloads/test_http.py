@@ -266,3 +266,26 @@ async def test_missing_object_is_404_not_500(stack: Stack, gql: Gql, owner: User
         await stack.container.storage.put(photo_key, original, content_type="image/jpeg")
     assert (await stack.http.get(link.url)).status_code == 200
 
+
+
+async def test_cached_downloads_only_read_the_bytes(
+    stack: Stack, gql: Gql, owner: User, ready: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata, size and ETag come from Redis after the first request: storage is asked for the bytes only."""
+    url = await gql.link(owner, ready["id"], "AUDIO")
+    await stack.http.get(url)
+    calls: list[str] = []
+    storage = stack.container.storage
+    for name in ("head", "get", "read_range"):
+        real = getattr(storage, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(storage, name, spy)
+    assert (await stack.http.get(url)).status_code == 200
+    assert (await stack.http.get(url, headers={"Range": "bytes=0-9"})).status_code == 206
+    etag = (await stack.http.head(url)).headers["etag"]
+    assert (await stack.http.get(url, headers={"If-None-Match": etag})).status_code == 304
+    assert calls == ["read_range", "read_range"]
