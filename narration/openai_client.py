@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from narration.errors import EngineError
 from narration.options import EngineConfig
@@ -44,3 +44,19 @@ def translate(exc: Exception, what: str) -> EngineError:
     else:
         detail = type(exc).__name__
     return EngineError("ENGINE_FAILED", f"{what} failed ({detail})")
+
+
+class OpenAIProvider:
+    """Base of the OpenAI-compatible providers: one lazily made client per provider."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._client: Any = None
+
+    def load(self) -> None:
+        self.client()
+
+    def client(self) -> Any:  # Any: request payloads are built as plain dicts, not the SDK's TypedDicts
+        if self._client is None:
+            self._client = make_client(self.config)
+        return self._client

@@ -9,7 +9,7 @@ import numpy as np
 
 from narration.audio import decode_audio
 from narration.errors import EngineError
-from narration.openai_client import make_client, translate
+from narration.openai_client import OpenAIProvider, translate
 from narration.options import EngineConfig, NarrationOptions
 from narration.prompts import speech_instructions
 from narration.speech.base import Speech
@@ -26,21 +26,12 @@ def supports_instructions(model: str) -> bool:
     return "gpt-4o" in name and "tts" in name
 
 
-class OpenAISpeechProvider:
+class OpenAISpeechProvider(OpenAIProvider):
     name = "openai"
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.model = config.openai_speech_model
-        self._client: Any = None
-
-    def load(self) -> None:
-        self.client()
-
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(self.config)
-        return self._client
 
     async def speak(self, text: str, options: NarrationOptions, report: Report) -> Speech:
         chunks = group_sentences(split_sentences(text, MAX_INPUT_CHARS), MAX_INPUT_CHARS) or [text]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 from PIL import Image
 
 from narration.errors import EngineError
 from narration.image import PreparedImage
-from narration.openai_client import make_client, translate
+from narration.openai_client import OpenAIProvider, translate
 from narration.options import ALT_TEXT_MAX_CHARS, EngineConfig, NarrationOptions
 from narration.prompts import image_detail, vision_prompt
 from narration.text import to_spoken, truncate
@@ -30,21 +29,12 @@ def data_url(image: Image.Image, max_side: int | None = None) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
-class OpenAIVisionProvider:
+class OpenAIVisionProvider(OpenAIProvider):
     name = "openai"
 
     def __init__(self, config: EngineConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.model = config.openai_vision_model
-        self._client: Any = None
-
-    def load(self) -> None:
-        self.client()
-
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(self.config)
-        return self._client
 
     async def describe(self, image: PreparedImage, options: NarrationOptions, report: Report) -> str:
         import openai
