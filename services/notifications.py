@@ -108,6 +108,14 @@ def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> Any:
     return insert(EmailDelivery).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
+def _seconds(duration: float | None) -> str:
+    """"6 seconds", "1 second"; "" when unknown."""
+    if not duration:
+        return ""
+    n = max(1, round(duration))
+    return f"{n} second" if n == 1 else f"{n} seconds"
+
+
 def build_message(deps: NotifyDeps, *, user: User, narration: Narration, job: NotifyJob) -> EmailMessage:
     """Render the email (plain text and HTML) for a finished narration."""
     token = unsubscribe_token(deps.unsubscribe_signer, user.id)
@@ -120,7 +128,7 @@ def build_message(deps: NotifyDeps, *, user: User, narration: Narration, job: No
 
         ctx.update(
             text=narration.text or "",
-            duration=f"{round(narration.duration_seconds or 0)} seconds" if narration.duration_seconds else "",
+            duration=_seconds(narration.duration_seconds),
             audio_url=link(DownloadKind.AUDIO),
             text_url=link(DownloadKind.TEXT),
             link_days=LINK_TTL.days,

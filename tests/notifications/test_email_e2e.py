@@ -77,6 +77,9 @@ async def test_ready_email_has_headers_both_parts_and_working_links(
     plain, markup = parts(message)
     assert "Hello Ada Lovelace," in plain and "Hello Ada Lovelace," in markup
     assert row["text"] in plain
+    seconds = max(1, round(row["audio"]["durationSeconds"]))
+    length = f"({seconds} second{'s' if seconds != 1 else ''} of audio)"
+    assert length in plain and length in markup
     assert html.escape(row["text"], quote=False) in markup
     plain_links, html_links = links(plain), links(markup)
     assert plain_links == html_links  # the same audio, text and unsubscribe links in both parts
