@@ -97,7 +97,7 @@ async def _send(request: Request, target: downloads.DownloadTarget) -> Response:
         size, etag = len(target.body), downloads.etag_for(target.body, len(target.body))
     else:
         assert target.key is not None
-        if getattr(c.settings, "download_redirect", False):
+        if c.settings.download_redirect:
             url = await c.storage.presign_get(target.key, expires=300, filename=target.filename,
                                               content_type=target.content_type)
             if url:

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from db.models import Narration, Photo
@@ -289,3 +290,26 @@ async def test_cached_downloads_only_read_the_bytes(
     etag = (await stack.http.head(url)).headers["etag"]
     assert (await stack.http.get(url, headers={"If-None-Match": etag})).status_code == 304
     assert calls == ["read_range", "read_range"]
+
+
+async def test_redirect_mode_sends_a_presigned_s3_url(
+    stack: Stack, gql: Gql, owner: User, ready: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack.settings, "download_redirect", True)
+    url = await gql.link(owner, ready["id"], "AUDIO")
+    response = await stack.http.get(url)
+    assert response.status_code == 307
+    assert response.headers["cache-control"] == "no-store"
+    location = response.headers["location"]
+    assert location.startswith(s3.endpoint) and "X-Amz-Signature=" in location
+    audio_key, _ = await _keys(stack, ready["id"])
+    async with httpx.AsyncClient() as outside:  # the player follows it straight to S3
+        direct = await outside.get(location)
+    assert direct.status_code == 200
+    assert direct.content == await _stored(s3, audio_key)
+    assert direct.headers["content-type"] == "audio/mpeg"
+    assert direct.headers["content-disposition"].startswith('attachment; filename="narration-')
+    assert f'-{ready["id"][:8]}.mp3"' in direct.headers["content-disposition"]
+    # The text is not in storage: it is still answered by the API.
+    text = await stack.http.get(await gql.link(owner, ready["id"], "TEXT"))
+    assert text.status_code == 200 and text.text == ready["text"]
