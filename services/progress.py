@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -94,11 +95,13 @@ async def publish(pubsub: PubSub, event: ProgressEvent) -> None:
 
 async def follow(
     *, sessions: async_sessionmaker[AsyncSession], pubsub: PubSub, narration_id: uuid.UUID,
-    resync_seconds: float = 10.0,
+    resync_seconds: float = 45.0,
 ) -> AsyncIterator[ProgressEvent]:
     """Current state first, then live events in sequence order; ends after READY or FAILED.
 
-    Subscribes before reading the row so nothing between the read and the subscription is missed.
+    Subscribes before reading the row so nothing between the read and the subscription is missed. A
+    follower that hears nothing for about `resync_seconds` re-reads the row; the wait is jittered so
+    thousands of idle subscribers do not query the database in step.
     """
     async with pubsub.subscribe(narration_channel(narration_id)) as messages:
         state = await _load(sessions, narration_id)
@@ -111,7 +114,8 @@ async def follow(
         iterator = aiter(messages)
         while True:
             try:
-                raw = await asyncio.wait_for(anext(iterator), timeout=resync_seconds)
+                wait = resync_seconds * random.uniform(0.75, 1.25)
+                raw = await asyncio.wait_for(anext(iterator), timeout=wait)
                 event = ProgressEvent.from_message(raw)
             except TimeoutError:
                 # A dropped terminal event must not leave the client waiting forever.
