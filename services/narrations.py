@@ -136,6 +136,9 @@ async def delete_narration(
     except Exception:
         # The rows are gone; an orphaned object is harmless and the lifecycle rules expire it.
         log.warning("could not delete objects of narration %s", narration_id, exc_info=True)
+    if cache is not None:
+        # Again: a download that read the row just before the commit may have cached it meanwhile.
+        await cache.delete(download_cache_key(narration_id))
     return narration_id
 
 
