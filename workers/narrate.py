@@ -8,15 +8,13 @@ from adapters.interfaces import Delivery, Handler, PermanentJobError
 from services import processing
 from services.errors import ErrorCode
 from services.messages import NarrateJob
+from workers.messages import parse
 
 log = logging.getLogger(__name__)
 
 
 def _job(delivery: Delivery) -> NarrateJob:
-    try:
-        return NarrateJob.from_body(delivery.body)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise PermanentJobError(f"malformed narrate message: {delivery.body!r}") from exc
+    return parse(delivery, NarrateJob)
 
 
 def handler(deps: processing.Deps) -> Handler:

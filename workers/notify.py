@@ -10,15 +10,13 @@ from adapters.interfaces import Delivery, Handler, PermanentJobError
 from db.models import EmailDelivery
 from services import notifications
 from services.messages import NotifyJob
+from workers.messages import parse
 
 log = logging.getLogger(__name__)
 
 
 def _job(delivery: Delivery) -> NotifyJob:
-    try:
-        return NotifyJob.from_body(delivery.body)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise PermanentJobError(f"malformed notify message: {delivery.body!r}") from exc
+    return parse(delivery, NotifyJob)
 
 
 def handler(deps: notifications.NotifyDeps) -> Handler:

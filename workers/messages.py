@@ -1,0 +1,21 @@
+"""Turning a delivery into its message type; a malformed body is never worth retrying."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from adapters.interfaces import Delivery, PermanentJobError
+
+JobT = TypeVar("JobT", covariant=True)
+
+
+class _Parses(Protocol[JobT]):
+    def from_body(self, body: dict[str, Any]) -> JobT: ...
+
+
+def parse(delivery: Delivery, job_type: _Parses[JobT]) -> JobT:
+    """The job in a delivery; PermanentJobError (straight to the dead-letter queue) when malformed."""
+    try:
+        return job_type.from_body(delivery.body)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise PermanentJobError(f"malformed message: {delivery.body!r}") from exc
