@@ -150,3 +150,28 @@ def test_upload_caps(api: Api, settings: Any) -> None:
 def test_uploads_need_a_signed_in_user(api: Api) -> None:
     response = upload(api, "not-a-token", photo_jpeg(size=(64, 64)))
     assert response.json()["data"]["uploadPhoto"]["code"] in ("TOKEN_INVALID", "UNAUTHENTICATED")
+
+
+@both_backends
+def test_direct_upload_without_presigning_storage_goes_through_our_upload_url(api: Api) -> None:
+    me = api.register()
+    other = api.register()
+    data = photo_jpeg(size=(320, 240))
+    create = """mutation($n: Int!) { createPhotoUpload(contentType: "image/jpeg", byteSize: $n) {
+        ... on PhotoUpload { ticket url method headers { name value } } ... on Error { code } } }"""
+    up = api.data(create, {"n": len(data)}, token=me.access_token)["createPhotoUpload"]
+    assert up["method"] == "PUT" and up["url"].startswith("http://testserver/uploads/")
+    path = up["url"].removeprefix("http://testserver")
+    headers = {h["name"]: h["value"] for h in up["headers"]}
+    assert api.client.put(path.replace("token=", "token=x"), content=data, headers=headers).status_code == 403
+    assert api.client.put(path, content=data + b"extra", headers=headers).json()["error"]["code"] == "FILE_TOO_LARGE"
+    assert api.client.put(path, content=data, headers=headers).status_code == 200
+    complete = """mutation($t: ID!) { completePhotoUpload(ticket: $t, options: {detail: BRIEF}) {
+        __typename ... on Narration { id } ... on Error { code } } }"""
+    stranger = api.data(complete, {"t": up["ticket"]}, token=other.access_token)["completePhotoUpload"]
+    assert stranger["code"] == "NOT_FOUND"
+    done = api.data(complete, {"t": up["ticket"]}, token=me.access_token)["completePhotoUpload"]
+    assert done["__typename"] == "Narration"
+    assert wait_done(api, me.access_token, done["id"])["status"] == "READY"
+    bad = api.data(create, {"n": 0}, token=me.access_token)["createPhotoUpload"]
+    assert bad["code"] == "VALIDATION"
