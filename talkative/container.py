@@ -85,8 +85,10 @@ class Container:
     upload_signer: LinkSigner
     relay: OutboxRelay  # set by talkative.wiring.attach_relay's start hook
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, serves_api: bool = True) -> None:
         self.settings = settings
+        # Workers verify no tokens: they start without SIGNING_KEY_FILE and the identity provider.
+        self.serves_api = serves_api
         self.started = False
         self.on_start: list[Hook] = []  # run after the core is up (e.g. the in-process worker)
         self.on_stop: list[Hook] = []  # run first on stop
@@ -125,11 +127,12 @@ class Container:
         if s.embedded or s.database_url is None:
             s.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_database()
-        self._start_tokens()
         self.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         self._closers.append(("http client", self.http.aclose))
-        self.oidc = await self._start_oidc()
-        self.authenticator = Authenticator(tokens=self.tokens, sessionmaker=self.sessions, oidc=self.oidc)
+        if self.serves_api:
+            self._start_tokens()
+            self.oidc = await self._start_oidc()
+            self.authenticator = Authenticator(tokens=self.tokens, sessionmaker=self.sessions, oidc=self.oidc)
         await self._start_adapters()
         secret = s.secret_key.get_secret_value()
         self.download_signer = LinkSigner(secret, "download")

@@ -37,7 +37,7 @@ def worker(
              "workers itself", 2)
 
     async def run() -> str | None:
-        container = Container(settings)
+        container = Container(settings, serves_api=False)
         attach_relay(container)
         if not burst:
             attach_workers(container, names)

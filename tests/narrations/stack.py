@@ -86,8 +86,10 @@ class Worker:
     def __init__(self, env: dict[str, str], queues: str) -> None:
         self.lines: list[str] = []
         self._ready = threading.Event()
+        # As deployed: workers get no signing key (they verify no tokens).
+        worker_env = {k: v for k, v in {**os.environ, **env}.items() if k != "SIGNING_KEY_FILE"}
         self.process = subprocess.Popen(
-            [TALKATIVE, "worker", "--queues", queues], env={**os.environ, **env},
+            [TALKATIVE, "worker", "--queues", queues], env=worker_env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
