@@ -38,7 +38,7 @@ from db.models import NarrationStatus
 from narration import Engine, NarrationOptions
 from narration.pipeline import ProgressCallback
 from services import progress
-from services.processing import engine_options
+from services.narrations import engine_options
 from talkative import wiring
 from talkative.container import Container
 

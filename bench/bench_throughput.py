@@ -38,8 +38,8 @@ from sqlalchemy import func, select
 from db.models import Narration, NarrationStatus, Photo, User, utcnow
 from narration import Engine, PreparedImage, prepare_image
 from services import narrations
+from services.narrations import engine_options
 from services.outbox import OutboxRelay
-from services.processing import engine_options
 from talkative import wiring
 from talkative.container import Container
 

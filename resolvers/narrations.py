@@ -141,7 +141,7 @@ class Mutation:
         ctx = info.context
         principal = ctx.require_principal()
         await _throttle(ctx, principal, "upload")
-        stored = narrations.validate_options(options.to_service() if options else None)
+        stored = narrations.validate_options(options.choices() if options else None)
         async with ctx.session() as session:
             row = await photos.upload_photo(
                 session, storage=ctx.container.storage, owner_id=principal.user_id, chunks=_upload_chunks(file),
@@ -176,7 +176,7 @@ class Mutation:
     ) -> NarrationResult:
         ctx = info.context
         principal = ctx.require_principal()
-        stored = narrations.validate_options(options.to_service() if options else None)
+        stored = narrations.validate_options(options.choices() if options else None)
         async with ctx.session() as session:
             row = await photos.complete_photo_upload(
                 session, storage=ctx.container.storage, owner_id=principal.user_id,
@@ -192,7 +192,6 @@ class Mutation:
         await _throttle(ctx, principal, "retry")
         async with ctx.session() as session:
             row = await narrations.retry_narration(session, principal=principal, narration_id=_id(id))
-            await session.commit()
         await _after_commit(ctx)
         return await _narration(info, row)
 

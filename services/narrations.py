@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -25,32 +26,23 @@ log = logging.getLogger(__name__)
 AUDIO_FORMATS = ("mp3", "opus", "wav")
 
 
-@dataclass(frozen=True, slots=True)
-class OptionsInput:
-    """What a client may choose for a narration; validated by `validate_options`."""
+def validate_options(choices: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check a client's choices with the engine's own rules; return the dict stored on the narration row.
 
-    detail: str = "standard"
-    mode: str = "scene"
-    language: str = "en"
-    voice: str | None = None
-    speed: float = 1.0
-    audio_format: str = "mp3"
-
-
-def validate_options(options: OptionsInput | None) -> dict[str, Any]:
-    """Check options with the engine's own rules and return the dict stored on the narration row."""
-    o = options or OptionsInput()
+    Missing choices take the engine's defaults; `engine_options(stored)` turns the dict back into options.
+    """
     try:
-        checked = NarrationOptions(
-            detail=o.detail, mode=o.mode, language=o.language,  # type: ignore[arg-type]
-            voice=o.voice, speed=o.speed, audio_format=o.audio_format,  # type: ignore[arg-type]
-        )
+        checked = NarrationOptions(**(choices or {}))
     except InvalidOptions as exc:
         raise DomainError(ErrorCode.VALIDATION, exc.message, field="options") from exc
-    return {
-        "detail": checked.detail, "mode": checked.mode, "language": checked.language, "voice": checked.voice,
-        "speed": float(checked.speed), "audio_format": checked.audio_format,
-    }
+    except TypeError as exc:  # an unknown choice name: a programming error upstream, still a client's 400
+        raise DomainError(ErrorCode.VALIDATION, f"unknown option ({exc})", field="options") from exc
+    return {**asdict(checked), "speed": float(checked.speed)}
+
+
+def engine_options(stored: Mapping[str, Any]) -> NarrationOptions:
+    """The engine options a narration row was created with."""
+    return NarrationOptions(**stored)
 
 
 async def create_narration(
@@ -96,7 +88,7 @@ async def list_narrations(
 
 
 async def retry_narration(session: AsyncSession, *, principal: Principal, narration_id: uuid.UUID) -> Narration:
-    """Queue a FAILED narration again as a new run."""
+    """Queue a FAILED narration again as a new run (row and queue message in one commit)."""
     row = await get_narration(session, principal=principal, narration_id=narration_id)
     if row.status != NarrationStatus.FAILED:
         raise DomainError(ErrorCode.NOT_RETRYABLE, f"only FAILED narrations can be retried; this one is {row.status}")
@@ -110,8 +102,8 @@ async def retry_narration(session: AsyncSession, *, principal: Principal, narrat
     row.attempts = 0
     row.event_sequence += 1
     row.run += 1
-    await session.flush()
     outbox.enqueue_narrate(session, NarrateJob(narration_id=row.id, run=row.run))
+    await session.commit()
     return row
 
 

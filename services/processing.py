@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.interfaces import ObjectNotFound, ObjectStorage, PermanentJobError, PubSub
 from db.models import Narration, NarrationStatus, Photo, utcnow
-from narration import Engine, ImageError, NarrationOptions
+from narration import Engine, ImageError
 from services import outbox, progress
 from services.errors import ErrorCode
 from services.messages import NarrateJob, NotifyJob
-from services.narrations import audio_key
+from services.narrations import audio_key, engine_options
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,6 @@ class Deps:
     relay: outbox.OutboxRelay | None = None
     # Counted in the row, so a job that kills its worker every time (never acked) still gives up.
     max_attempts: int = 3
-
-
-def engine_options(options: dict[str, Any]) -> NarrationOptions:
-    return NarrationOptions(
-        detail=options.get("detail", "standard"), mode=options.get("mode", "scene"),
-        language=options.get("language", "en"), voice=options.get("voice"),
-        speed=float(options.get("speed", 1.0)), audio_format=options.get("audio_format", "mp3"),
-    )
 
 
 async def _event(deps: Deps, row_id: uuid.UUID, owner_id: uuid.UUID, status: NarrationStatus,

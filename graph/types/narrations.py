@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -13,7 +13,6 @@ from db.models import NarrationStatus as StatusValue
 from db.models import NotificationSettings as SettingsRow
 from db.models import Photo as PhotoRow
 from graph.errors import Error
-from services import narrations as narration_service
 from services.downloads import DownloadKind as DownloadKindValue
 from services.errors import ErrorCode
 from services.progress import ProgressEvent as EventValue
@@ -53,11 +52,10 @@ class NarrationOptionsInput:
     speed: float = strawberry.field(default=1.0, description="0.25 to 4.0.")
     audio_format: AudioFormat = AudioFormat.MP3
 
-    def to_service(self) -> narration_service.OptionsInput:
-        return narration_service.OptionsInput(
-            detail=self.detail.value, mode=self.mode.value, language=self.language, voice=self.voice,
-            speed=self.speed, audio_format=self.audio_format.value,
-        )
+    def choices(self) -> dict[str, Any]:
+        """The client's choices as the engine names them."""
+        return {"detail": self.detail.value, "mode": self.mode.value, "language": self.language,
+                "voice": self.voice, "speed": self.speed, "audio_format": self.audio_format.value}
 
 
 @strawberry.type
