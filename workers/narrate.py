@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from adapters.interfaces import Delivery, Handler, PermanentJobError
+from adapters.interfaces import Delivery, Handler
 from services import processing
 from services.errors import ErrorCode
 from services.messages import NarrateJob
-from workers.messages import parse
+from workers.messages import dead_letter, parse
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,9 @@ def dead_letter_handler(deps: processing.Deps) -> Handler:
     """Consume `narrations.dlq`: the job gave up, so the narration is FAILED with the reason."""
 
     async def handle(delivery: Delivery) -> None:
-        try:
-            job = _job(delivery)
-        except PermanentJobError:
-            log.error("dropping malformed dead letter %r", delivery.body)
+        if (letter := dead_letter(delivery, NarrateJob, "it kept failing")) is None:
             return
-        reason = str(delivery.headers.get("x-error") or "it kept failing")
+        job, reason = letter
         log.warning("narration %s dead-lettered: %s", job.narration_id, reason)
         await processing.fail(deps, job, code=ErrorCode.ENGINE_FAILED,
                               message=f"The narration could not be completed: {reason[:500]}")

@@ -6,11 +6,11 @@ import logging
 
 from sqlalchemy import update
 
-from adapters.interfaces import Delivery, Handler, PermanentJobError
+from adapters.interfaces import Delivery, Handler
 from db.models import EmailDelivery
 from services import notifications
 from services.messages import NotifyJob
-from workers.messages import parse
+from workers.messages import dead_letter, parse
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,9 @@ def dead_letter_handler(deps: notifications.NotifyDeps) -> Handler:
     """Record that an email was given up on (retries exhausted or refused by the server)."""
 
     async def handle(delivery: Delivery) -> None:
-        try:
-            job = _job(delivery)
-        except PermanentJobError:
-            log.error("dropping malformed dead letter %r", delivery.body)
+        if (letter := dead_letter(delivery, NotifyJob, "gave up")) is None:
             return
-        reason = str(delivery.headers.get("x-error") or "gave up")
+        job, reason = letter
         async with deps.sessions() as session:
             await session.execute(
                 update(EmailDelivery)
