@@ -3,9 +3,6 @@ in-process (QUEUE_URL unset). One READY narration is shared by the read-only tes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,27 +10,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.downloads.flow import Gql, Stack, User, start_stack
-from tests.foundation.fixtures import make_settings, truncate_all
+from tests.downloads.flow import Gql, Stack, User, running_stack
+from tests.foundation.fixtures import make_settings
 from tests.support.servers import S3Server, SeaweedFS
 
 
 @pytest.fixture(scope="package")
 def s3(seaweedfs: SeaweedFS) -> Iterator[S3Server]:
     """A bucket of the session's SeaweedFS for this package, with the keys in the environment."""
-    server = S3Server(seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, seaweedfs.region,
-                      bucket=f"dl-{uuid.uuid4().hex[:16]}")
+    server = S3Server.fresh(seaweedfs, "dl")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_ACCESS_KEY_ID", server.access_key)
         mp.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
         yield server
-    client = server.client()
-    with contextlib.suppress(Exception):
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=server.bucket, Delete={"Objects": keys})
-        client.delete_bucket(Bucket=server.bucket)
+    server.remove_bucket()
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
@@ -47,12 +37,8 @@ async def stack(
         # Generous by default; tests that exercise the limiter lower them on the running settings.
         download_rate_limit="10000/minute", upload_rate_limit="10000/minute",
     )
-    running = await start_stack(settings)
-    try:
+    async with running_stack(settings, pg_database=pg_database) as running:
         yield running
-    finally:
-        await running.stop()
-        await asyncio.to_thread(asyncio.run, truncate_all(pg_database))
 
 
 @pytest.fixture(scope="package")

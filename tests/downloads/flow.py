@@ -9,10 +9,12 @@ tests). `Gql` wraps the GraphQL calls the download and notification tests need.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ from talkative.app import create_app
 from talkative.container import Container
 from talkative.settings import Settings
 from talkative.wiring import prepare_api
-from tests.foundation.fixtures import PASSWORD, REGISTER
+from tests.foundation.fixtures import PASSWORD, REGISTER, truncate_all
 
 UPLOAD = """mutation($f: Upload!, $o: NarrationOptionsInput) {
   uploadPhoto(file: $f, options: $o) {
@@ -81,6 +83,18 @@ async def start_stack(settings: Settings) -> Stack:
     transport = httpx.ASGITransport(app=app, client=(host, 40000))
     http = httpx.AsyncClient(transport=transport, base_url=settings.public_url.rstrip("/"), timeout=30)
     return Stack(settings, container, http, host)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, *, pg_database: str) -> AsyncIterator[Stack]:
+    """A started stack; stopped afterwards, and the shared test database emptied."""
+    running = await start_stack(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        # A fresh loop in a thread: the engine truncate_all makes must not outlive this loop's shutdown.
+        await asyncio.to_thread(asyncio.run, truncate_all(pg_database))
 
 
 class Gql:

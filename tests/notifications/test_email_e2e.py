@@ -6,7 +6,6 @@ pointing at the tests' SMTP server, which refuses mail without STARTTLS and logi
 
 from __future__ import annotations
 
-import asyncio
 import html
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.downloads.flow import Gql, Stack, start_stack
-from tests.foundation.fixtures import make_settings, truncate_all
+from tests.downloads.flow import Gql, Stack, running_stack
+from tests.foundation.fixtures import make_settings
 from tests.notifications.mail import (
     check_headers,
     links,
@@ -51,12 +50,8 @@ async def stack(
         "postgres", tmp_path_factory.mktemp("notify-e2e"), database_url=pg_database,
         signing_key_file=signing_key_file, mail_url=smtp.url(), mail_from="Talkative Photo <hello@talkative.test>",
     )
-    running = await start_stack(settings)
-    try:
+    async with running_stack(settings, pg_database=pg_database) as running:
         yield running
-    finally:
-        await running.stop()
-        await asyncio.to_thread(asyncio.run, truncate_all(pg_database))
 
 
 @pytest.fixture(scope="module")

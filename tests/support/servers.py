@@ -108,6 +108,22 @@ class SeaweedFS:
 class S3Server(SeaweedFS):
     bucket: str = ""
 
+    @classmethod
+    def fresh(cls, server: SeaweedFS, prefix: str) -> S3Server:
+        """The same server with a new, not yet created, bucket name."""
+        return cls(server.endpoint, server.access_key, server.secret_key, server.region,
+                   bucket=f"{prefix}-{uuid.uuid4().hex[:16]}")
+
+    def remove_bucket(self) -> None:
+        """Empty and delete the bucket (best effort: a test may never have created it)."""
+        client = self.client()
+        with contextlib.suppress(Exception):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+            client.delete_bucket(Bucket=self.bucket)
+
     @property
     def storage_url(self) -> str:
         """A STORAGE_URL that needs no AWS_* variables except the keys."""
@@ -212,18 +228,9 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 @pytest.fixture
 def s3_server(seaweedfs: SeaweedFS) -> Iterator[S3Server]:
     """The session's S3 server with a fresh, not yet created, bucket name; cleaned up afterwards."""
-    server = S3Server(
-        seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, seaweedfs.region,
-        bucket=f"test-{uuid.uuid4().hex[:16]}",
-    )
+    server = S3Server.fresh(seaweedfs, "test")
     yield server
-    client = server.client()
-    with contextlib.suppress(Exception):
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=server.bucket, Delete={"Objects": keys})
-        client.delete_bucket(Bucket=server.bucket)
+    server.remove_bucket()
 
 
 # -- SMTP (aiosmtpd) ---------------------------------------------------------------------------------
