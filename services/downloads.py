@@ -45,6 +45,7 @@ class DownloadTarget:
 
     content_type: str
     filename: str
+    owner_id: uuid.UUID
     key: str | None = None
     body: bytes | None = None
     size: int = 0
@@ -116,6 +117,7 @@ async def resolve(
     meta = await _metadata(session, cache, narration_id)
     if meta is None or (not viewer_is_admin and meta["owner_id"] != str(viewer_id)):
         raise DomainError(ErrorCode.NOT_FOUND, "narration not found")
+    owner_id = uuid.UUID(meta["owner_id"])
     if kind == DownloadKind.PHOTO:
         if not meta["photo_key"]:
             raise DomainError(ErrorCode.NOT_FOUND, "the photo of this narration is gone")
@@ -123,19 +125,19 @@ async def resolve(
         key = str(meta["photo_key"])
         size, etag = await _stat(storage, cache, narration_id, meta, key)
         return DownloadTarget(content_type=meta["photo_type"], filename=_filename(narration_id, meta, ext),
-                              key=key, size=size, etag=etag)
+                              owner_id=owner_id, key=key, size=size, etag=etag)
     if meta["status"] != NarrationStatus.READY.value:
         raise DomainError(ErrorCode.NOT_READY, f"the narration is {meta['status']}, not READY yet")
     if kind == DownloadKind.TEXT:
         return DownloadTarget(content_type="text/plain; charset=utf-8", filename=_filename(narration_id, meta, "txt"),
-                              body=str(meta["text"] or "").encode())
+                              owner_id=owner_id, body=str(meta["text"] or "").encode())
     fmt = fmt or str(meta["audio_format"])
     if fmt not in AUDIO_FORMATS:
         raise DomainError(ErrorCode.VALIDATION, f"format must be one of {', '.join(AUDIO_FORMATS)}", field="format")
     key = await _rendition(storage, cache, narration_id, meta, fmt)
     size, etag = await _stat(storage, cache, narration_id, meta, key)
     return DownloadTarget(content_type=AUDIO_TYPES[fmt], filename=_filename(narration_id, meta, AUDIO_EXT[fmt]),
-                          key=key, size=size, etag=etag)
+                          owner_id=owner_id, key=key, size=size, etag=etag)
 
 
 def sign_link(
@@ -165,11 +167,9 @@ async def create_link(
     principal: Principal, narration_id: uuid.UUID, kind: DownloadKind, fmt: str | None, ttl: timedelta,
 ) -> DownloadLink:
     """Check access, convert audio if needed, and sign a link."""
-    await resolve(session, storage=storage, cache=cache, viewer_id=principal.user_id,
-                  viewer_is_admin=principal.is_admin, narration_id=narration_id, kind=kind, fmt=fmt)
-    meta = await _metadata(session, cache, narration_id)
-    assert meta is not None
-    return sign_link(signer, public_url=public_url, narration_id=narration_id, owner_id=uuid.UUID(meta["owner_id"]),
+    target = await resolve(session, storage=storage, cache=cache, viewer_id=principal.user_id,
+                           viewer_is_admin=principal.is_admin, narration_id=narration_id, kind=kind, fmt=fmt)
+    return sign_link(signer, public_url=public_url, narration_id=narration_id, owner_id=target.owner_id,
                      kind=kind, fmt=fmt, ttl=ttl)
 
 
